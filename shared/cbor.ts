@@ -1,0 +1,83 @@
+/**
+ * The one CBOR codec of nitro-infer (RFC 8949), configured for untrusted input.
+ *
+ * Built on `cbor2`, which decodes every form the Nitro Secure Module may produce: documents made
+ * from 2025 on use an indefinite-length payload map, and indefinite-length byte and text strings
+ * are valid CBOR too. (`cbor-x`, which the design first named, rejects indefinite-length strings:
+ * "Indefinite length not supported for byte or text strings".)
+ *
+ * Decoding is bounded before it starts (byte count) and while it runs (nesting depth), rejects
+ * trailing bytes and duplicate map keys, never applies global tag decoders (so tag 0 stays a tag
+ * rather than becoming a `Date`), and returns maps as `Map` so integer keys survive. Every failure
+ * is a {@link CborError}; nothing else escapes.
+ */
+import { Tag, decode, encode } from 'cbor2';
+import { CborError } from './errors.ts';
+
+/** Deepest nesting accepted. Attestation documents nest 3 deep (COSE array, payload map, pcrs map). */
+export const MAX_CBOR_DEPTH = 16;
+
+/** Options for {@link decodeCbor}. */
+export interface DecodeCborOptions {
+  /** Largest input accepted, in bytes; checked before any byte is read. */
+  readonly maxBytes: number;
+  /** Deepest nesting accepted; defaults to {@link MAX_CBOR_DEPTH}. */
+  readonly maxDepth?: number;
+}
+
+/**
+ * Decodes exactly one CBOR data item that must span all of `bytes`.
+ *
+ * Byte strings come back as `Uint8Array` views, maps as `Map`, tags as {@link Tag}.
+ * @throws {CborError} `ERR_CBOR_TOO_LARGE` or `ERR_CBOR_MALFORMED`.
+ */
+export function decodeCbor(bytes: Uint8Array, options: DecodeCborOptions): unknown {
+  if (bytes.byteLength > options.maxBytes) {
+    throw new CborError(
+      'ERR_CBOR_TOO_LARGE',
+      `CBOR input of ${bytes.byteLength} bytes exceeds ${options.maxBytes}`,
+    );
+  }
+  if (bytes.byteLength === 0) {
+    throw new CborError('ERR_CBOR_MALFORMED', 'CBOR input is empty');
+  }
+  try {
+    return decode(bytes, {
+      preferMap: true,
+      rejectDuplicateKeys: true,
+      ignoreGlobalTags: true,
+      // cbor2 counts two steps of depth per level of nesting (measured: 8 nested arrays pass maxDepth 16, 9 do not).
+      maxDepth: 2 * (options.maxDepth ?? MAX_CBOR_DEPTH),
+      // Plain numbers where they are exact; larger integers arrive as bigint and are range-checked by callers.
+      preferBigInt: false,
+    });
+  } catch (error) {
+    throw new CborError('ERR_CBOR_MALFORMED', `malformed CBOR: ${describe(error)}`, { cause: error });
+  }
+}
+
+/** Encodes `value` in preferred (shortest-form, definite-length) CBOR. */
+export function encodeCbor(value: unknown): Uint8Array {
+  return encode(value);
+}
+
+/**
+ * Encodes `value` in Core Deterministic Encoding (RFC 8949 section 4.2.1): preferred forms and map
+ * keys sorted by their encoded bytes, so the same value always gives the same bytes. Used wherever
+ * bytes are hashed or bound into an attestation (DESIGN.md 4.3).
+ */
+export function encodeDeterministicCbor(value: unknown): Uint8Array {
+  return encode(value, { cde: true });
+}
+
+/** True when `value` is a CBOR tag with the given number. */
+export function isTag(value: unknown, tagNumber: number): value is Tag {
+  return value instanceof Tag && Number(value.tag) === tagNumber;
+}
+
+// The library's messages describe the encoding (offsets, lengths, depth) but quote duplicate keys;
+// quoted parts are dropped so that no decoded content can reach a log through an error.
+function describe(error: unknown): string {
+  const message = (error instanceof Error ? error.message : String(error)).replace(/"[^"]*"/g, '"…"');
+  return message.length > 120 ? `${message.slice(0, 120)}…` : message;
+}

@@ -1,0 +1,178 @@
+/** The CBOR codec: every form RFC 8949 allows for untrusted input, bounded, with typed errors only. */
+import fc from 'fast-check';
+import { Tag } from 'cbor2';
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_CBOR_DEPTH,
+  decodeCbor,
+  encodeCbor,
+  encodeDeterministicCbor,
+  isTag,
+} from '../../../shared/cbor.ts';
+import { isNitroInferError } from '../../../shared/errors.ts';
+
+const LIMIT = { maxBytes: 4096 };
+const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
+const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+
+function codeOf(action: () => unknown): string {
+  try {
+    action();
+  } catch (error) {
+    if (isNitroInferError(error)) return error.code;
+    throw error;
+  }
+  return 'accepted';
+}
+
+describe('decodeCbor', () => {
+  // Encodings written out by hand from RFC 8949 section 3 (and its Appendix A examples).
+  it.each([
+    [
+      'indefinite-length map',
+      'bf 61 61 01 61 62 02 ff',
+      new Map([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    ],
+    ['indefinite-length array', '9f 01 82 02 03 ff', [1, [2, 3]]],
+    ['indefinite-length byte string', '5f 42 01 02 43 03 04 05 ff', new Uint8Array([1, 2, 3, 4, 5])],
+    ['indefinite-length text string', '7f 65 73 74 72 65 61 64 6d 69 6e 67 ff', 'streaming'],
+    [
+      'integer map keys',
+      'a2 01 02 03 04',
+      new Map([
+        [1, 2],
+        [3, 4],
+      ]),
+    ],
+    ['null', 'f6', null],
+    ['uint64 timestamp', '1b 00 00 01 91 71 cd 3c 50', 1724191161424],
+  ])('accepts an %s', (_name, encoded, expected) => {
+    expect(decodeCbor(hex(encoded), LIMIT)).toEqual(expected);
+  });
+
+  it('keeps tags as tags, including tag 0 (never turned into a Date)', () => {
+    const tagged = decodeCbor(hex('d2 82 01 02'), LIMIT);
+    expect(isTag(tagged, 18)).toBe(true);
+    expect((tagged as Tag).contents).toEqual([1, 2]);
+    const dateTag = decodeCbor(hex('c0 74 32303133 2d30332d 32315432 303a3034 3a30305a'), LIMIT);
+    expect(isTag(dateTag, 0)).toBe(true);
+    expect(isTag(dateTag, 1)).toBe(false);
+  });
+
+  it.each([
+    ['trailing bytes', '82 01 02 ff'],
+    ['a duplicate map key', 'a2 61 61 01 61 61 02'],
+    ['an unterminated indefinite map', 'bf 61 61 01'],
+    ['a byte string longer than the input', '5a 7f ff ff ff 00'],
+    ['an array longer than the input', '9b ff ff ff ff ff ff ff ff 00'],
+    ['a reserved additional-information value', '1c'],
+    ['a lone break', 'ff'],
+    ['a definite string inside an indefinite one of another type', '5f 61 61 ff'],
+    ['no bytes at all', ''],
+  ])('refuses %s with ERR_CBOR_MALFORMED', (_name, encoded) => {
+    expect(codeOf(() => decodeCbor(hex(encoded), LIMIT))).toBe('ERR_CBOR_MALFORMED');
+  });
+
+  it('refuses nesting deeper than the bound', () => {
+    const deep = new Uint8Array([...new Array(MAX_CBOR_DEPTH + 1).fill(0x81), 0x01]);
+    expect(codeOf(() => decodeCbor(deep, LIMIT))).toBe('ERR_CBOR_MALFORMED');
+    const shallow = new Uint8Array([...new Array(MAX_CBOR_DEPTH).fill(0x81), 0x01]);
+    expect(codeOf(() => decodeCbor(shallow, LIMIT))).toBe('accepted');
+  });
+
+  it('refuses input over the byte bound before reading it', () => {
+    expect(codeOf(() => decodeCbor(new Uint8Array(4097), LIMIT))).toBe('ERR_CBOR_TOO_LARGE');
+  });
+
+  it('never quotes decoded content in its messages', () => {
+    try {
+      decodeCbor(hex('a2 66 736563726574 01 66 736563726574 02'), LIMIT); // duplicate key "secret"
+      expect.unreachable();
+    } catch (error) {
+      expect(String((error as Error).message)).not.toContain('secret');
+      expect(String((error as Error).message)).not.toContain('736563726574');
+    }
+  });
+
+  it('arbitrary bytes decode or fail with a typed error, nothing else', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
+        try {
+          decodeCbor(bytes, LIMIT);
+        } catch (error) {
+          return isNitroInferError(error);
+        }
+        return true;
+      }),
+      { numRuns: 20_000, interruptAfterTimeLimit: 3_000 },
+    );
+  });
+
+  it('encode → decode → encode gives identical bytes', () => {
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small' },
+        fc.integer(),
+        fc.string({ maxLength: 20 }),
+        fc.uint8Array({ maxLength: 20 }),
+        fc.boolean(),
+        fc.constant(null),
+        fc.array(tie('node'), { maxLength: 4 }),
+        fc
+          .uniqueArray(fc.tuple(fc.oneof(fc.integer(), fc.string({ maxLength: 6 })), tie('node')), {
+            maxLength: 4,
+            selector: ([key]) => key,
+          })
+          .map((entries) => new Map(entries)),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, (input) => {
+        const once = encodeCbor(input);
+        const twice = encodeCbor(decodeCbor(once, { maxBytes: 1 << 20 }));
+        expect(toHex(twice)).toBe(toHex(once));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('every strict prefix of a valid encoding is refused', () => {
+    const encoded = encodeCbor(
+      new Map<string, unknown>([
+        ['pcrs', new Map([[0, new Uint8Array(48)]])],
+        ['n', [1, 'two']],
+      ]),
+    );
+    for (let length = 0; length < encoded.byteLength; length++) {
+      expect(codeOf(() => decodeCbor(encoded.subarray(0, length), LIMIT))).toBe('ERR_CBOR_MALFORMED');
+    }
+  });
+});
+
+describe('encodeDeterministicCbor', () => {
+  it('sorts map keys by their encoded bytes whatever the insertion order (RFC 8949 4.2.1)', () => {
+    // Keys encode as 61 76 ("v"), 65 6f68747470 ("ohttp"), 66 6d6f64656c73 ("models"): shorter first.
+    const expected = 'a3 6176 01 656f68747470 4101 666d6f64656c73 4102'.replace(/ /g, '');
+    const a = new Map<string, unknown>([
+      ['models', new Uint8Array([2])],
+      ['v', 1],
+      ['ohttp', new Uint8Array([1])],
+    ]);
+    const b = new Map<string, unknown>([
+      ['ohttp', new Uint8Array([1])],
+      ['v', 1],
+      ['models', new Uint8Array([2])],
+    ]);
+    expect(toHex(encodeDeterministicCbor(a))).toBe(expected);
+    expect(toHex(encodeDeterministicCbor(b))).toBe(expected);
+  });
+
+  it('uses the shortest integer forms', () => {
+    expect(toHex(encodeDeterministicCbor([23, 24, 255, 256, 65536, -1, -25]))).toBe(
+      '87171818 18ff 190100 1a00010000 20 3818'.replace(/ /g, ''),
+    );
+  });
+});
