@@ -1,0 +1,49 @@
+/**
+ * The measurements `nitro-cli build-enclave` and `nitro-cli describe-eif` print:
+ * `{ "Measurements": { "HashAlgorithm": "Sha384 { ... }", "PCR0": "<96 hex>", "PCR1": …, "PCR2": …, "PCR8": … } }`.
+ * The inner object alone (as saved by some tooling) is accepted too.
+ */
+import { AttestationError } from '../errors.ts';
+import { normalizeExpectedPcrs } from './policy.ts';
+
+/** Largest measurements file accepted; nitro-cli's output is well under 1 KiB. */
+export const MAX_MEASUREMENTS_JSON_BYTES = 64 * 1024;
+
+/**
+ * Reads PCR expectations from nitro-cli's JSON output.
+ * @throws {AttestationError} `ERR_POLICY_INVALID`.
+ */
+export function parseNitroCliMeasurements(json: string): ReadonlyMap<number, Uint8Array> {
+  if (json.length > MAX_MEASUREMENTS_JSON_BYTES) throw invalid('the measurements file is too large');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw invalid('the measurements file is not JSON');
+  }
+  const measurements = isObject(parsed) && isObject(parsed.Measurements) ? parsed.Measurements : parsed;
+  if (!isObject(measurements)) throw invalid('the measurements file holds no object');
+
+  const algorithm = measurements.HashAlgorithm;
+  if (algorithm !== undefined && (typeof algorithm !== 'string' || !/^sha384\b/i.test(algorithm))) {
+    throw invalid(`HashAlgorithm ${JSON.stringify(algorithm)} is not SHA-384`);
+  }
+  const pcrs: Record<string, string> = {};
+  for (const [key, value] of Object.entries(measurements)) {
+    if (key === 'HashAlgorithm') continue;
+    const match = /^PCR(\d{1,2})$/.exec(key);
+    if (match === null || typeof value !== 'string')
+      throw invalid(`unexpected measurement ${JSON.stringify(key)}`);
+    pcrs[match[1] as string] = value;
+  }
+  if (Object.keys(pcrs).length === 0) throw invalid('the measurements file names no PCR');
+  return normalizeExpectedPcrs(pcrs);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function invalid(message: string): AttestationError {
+  return new AttestationError('ERR_POLICY_INVALID', message);
+}
