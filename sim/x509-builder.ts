@@ -1,0 +1,187 @@
+/**
+ * A small X.509 v3 certificate writer for the simulated Nitro PKI.
+ *
+ * Node's `crypto` can read and verify certificates but not make them, and node-forge signs only
+ * with RSA; so the TBSCertificate is laid out here with node-forge's DER writer and signed by
+ * Node's `crypto` with ECDSA P-384 / SHA-384, the one algorithm Nitro uses.
+ */
+import { createHash, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import forge from 'node-forge';
+
+const { asn1 } = forge;
+const OID = {
+  ecdsaWithSha384: '1.2.840.10045.4.3.3',
+  country: '2.5.4.6',
+  organization: '2.5.4.10',
+  organizationalUnit: '2.5.4.11',
+  commonName: '2.5.4.3',
+  state: '2.5.4.8',
+  locality: '2.5.4.7',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  subjectKeyIdentifier: '2.5.29.14',
+  authorityKeyIdentifier: '2.5.29.35',
+} as const;
+
+/** A distinguished name as ordered attributes, e.g. `[['C', 'US'], ['CN', 'aws.nitro-enclaves']]`. */
+export type DistinguishedName = readonly (readonly ['C' | 'O' | 'OU' | 'CN' | 'ST' | 'L', string])[];
+
+const ATTRIBUTE_OIDS = {
+  C: OID.country,
+  O: OID.organization,
+  OU: OID.organizationalUnit,
+  CN: OID.commonName,
+  ST: OID.state,
+  L: OID.locality,
+} as const;
+
+/** Key usage flags as bit numbers (RFC 5280 section 4.2.1.3). */
+export const KEY_USAGE_BITS = {
+  digitalSignature: 0,
+  nonRepudiation: 1,
+  keyCertSign: 5,
+  cRLSign: 6,
+} as const;
+
+/** What goes into one certificate. */
+export interface CertificateTemplate {
+  readonly serialNumber: Uint8Array;
+  readonly subject: DistinguishedName;
+  readonly issuer: DistinguishedName;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly subjectPublicKey: KeyObject;
+  readonly issuerPublicKey: KeyObject;
+  readonly isCertificateAuthority: boolean;
+  readonly pathLength?: number;
+  readonly keyUsage: readonly number[];
+}
+
+/** Writes and signs a certificate; returns its DER. */
+export function buildCertificate(template: CertificateTemplate, issuerPrivateKey: KeyObject): Uint8Array {
+  const algorithm = sequence([oid(OID.ecdsaWithSha384)]);
+  const extensions = [
+    extension(
+      OID.basicConstraints,
+      true,
+      sequence([
+        ...(template.isCertificateAuthority
+          ? [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BOOLEAN, false, '\xff')]
+          : []),
+        ...(template.pathLength === undefined ? [] : [integer(template.pathLength)]),
+      ]),
+    ),
+    extension(OID.keyUsage, true, bitString(template.keyUsage)),
+    extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(template.subjectPublicKey))),
+  ];
+  if (template.issuerPublicKey !== template.subjectPublicKey) {
+    const identifier = asn1.create(
+      asn1.Class.CONTEXT_SPECIFIC,
+      0,
+      false,
+      keyIdentifier(template.issuerPublicKey),
+    );
+    extensions.push(extension(OID.authorityKeyIdentifier, false, sequence([identifier])));
+  }
+  const tbs = sequence([
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [integer(2)]),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, positiveInteger(template.serialNumber)),
+    algorithm,
+    name(template.issuer),
+    sequence([time(template.notBefore), time(template.notAfter)]),
+    name(template.subject),
+    asn1.fromDer(
+      forge.util.createBuffer(binary(template.subjectPublicKey.export({ type: 'spki', format: 'der' }))),
+    ),
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 3, true, [sequence(extensions)]),
+  ]);
+  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'latin1');
+  const signature = sign('sha384', tbsDer, issuerPrivateKey);
+  const certificate = sequence([
+    tbs,
+    algorithm,
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\x00${signature.toString('latin1')}`),
+  ]);
+  return new Uint8Array(Buffer.from(asn1.toDer(certificate).getBytes(), 'latin1'));
+}
+
+function sequence(items: forge.asn1.Asn1[]): forge.asn1.Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, items);
+}
+
+function oid(value: string): forge.asn1.Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(value).getBytes());
+}
+
+function integer(value: number): forge.asn1.Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, asn1.integerToDer(value).getBytes());
+}
+
+function positiveInteger(bytes: Uint8Array): string {
+  // DER integers are signed: a leading 1 bit needs a zero byte in front.
+  const text = Buffer.from(bytes).toString('latin1');
+  return (bytes[0] ?? 0) & 0x80 ? `\x00${text}` : text;
+}
+
+function octetString(bytes: string): forge.asn1.Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, bytes);
+}
+
+function bitString(bits: readonly number[]): forge.asn1.Asn1 {
+  const highest = Math.max(...bits);
+  const bytes = new Uint8Array(Math.floor(highest / 8) + 1);
+  for (const bit of bits) bytes[Math.floor(bit / 8)]! |= 0x80 >> (bit % 8);
+  const unused = 7 - (highest % 8);
+  return asn1.create(
+    asn1.Class.UNIVERSAL,
+    asn1.Type.BITSTRING,
+    false,
+    String.fromCharCode(unused) + binary(bytes),
+  );
+}
+
+function extension(id: string, critical: boolean, value: forge.asn1.Asn1): forge.asn1.Asn1 {
+  return sequence([
+    oid(id),
+    ...(critical ? [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BOOLEAN, false, '\xff')] : []),
+    octetString(asn1.toDer(value).getBytes()),
+  ]);
+}
+
+function name(attributes: DistinguishedName): forge.asn1.Asn1 {
+  return sequence(
+    attributes.map(([type, value]) =>
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SET, true, [
+        sequence([
+          oid(ATTRIBUTE_OIDS[type]),
+          asn1.create(
+            asn1.Class.UNIVERSAL,
+            type === 'C' ? asn1.Type.PRINTABLESTRING : asn1.Type.UTF8,
+            false,
+            forge.util.encodeUtf8(value),
+          ),
+        ]),
+      ]),
+    ),
+  );
+}
+
+function time(date: Date): forge.asn1.Asn1 {
+  // RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+  return date.getUTCFullYear() < 2050
+    ? asn1.create(asn1.Class.UNIVERSAL, asn1.Type.UTCTIME, false, asn1.dateToUtcTime(date))
+    : asn1.create(asn1.Class.UNIVERSAL, asn1.Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(date));
+}
+
+function keyIdentifier(key: KeyObject): string {
+  // RFC 5280 4.2.1.2 method 1, over the whole SPKI for simplicity: unique per key, which is what matters.
+  return createHash('sha1')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest()
+    .toString('latin1');
+}
+
+function binary(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('latin1');
+}
