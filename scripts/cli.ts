@@ -7,12 +7,22 @@ import { isNitroInferError } from '../shared/errors.ts';
 import { ATTEST_VERIFY_HELP, attestVerify } from './attest-verify.ts';
 import type { CommandOutput } from './cli-output.ts';
 import { SIM_HELP, sim } from './sim-command.ts';
+import { simKms } from './sim-kms-command.ts';
+
+/** Resolves on the first SIGINT or SIGTERM, for verbs that serve until stopped. */
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
 
 const HELP = `Usage: nitro-infer <command> [options]
 
 Commands:
   attest verify <file|->   verify an attestation document offline
   sim                      run the local simulation
+  sim kms                  run the KMS simulator alone
 
 Run \`nitro-infer <command> --help\` for a command's options.`;
 
@@ -30,6 +40,14 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
               stderr: `error: ERR_CLI_USAGE: unknown attest command; try \`nitro-infer attest verify --help\``,
             };
       case 'sim':
+        if (rest[0] === 'kms') {
+          const exitCode = await simKms(
+            rest.slice(1),
+            (line) => process.stdout.write(`${line}\n`),
+            interrupted(),
+          );
+          return { exitCode };
+        }
         return await sim(rest);
       case undefined:
       case '--help':

@@ -39,6 +39,29 @@ export const ERROR_CODES = [
   'ERR_NSM_INVALID_OPERATION',
   'ERR_NSM_INPUT_TOO_LARGE',
   'ERR_NSM_INTERNAL',
+  // Any decryption, unwrap or authentication failure, collapsed so its cause is not revealed.
+  'ERR_DECRYPT_FAILED',
+  // KMS and its CMS envelopes (DESIGN.md 4.6).
+  'ERR_CMS_MALFORMED',
+  'ERR_KMS_ACCESS_DENIED',
+  'ERR_KMS_INVALID_CIPHERTEXT',
+  'ERR_KMS_NOT_FOUND',
+  'ERR_KMS_NO_CREDENTIALS',
+  'ERR_KMS_UNAVAILABLE',
+  // The parent ↔ enclave link (DESIGN.md 4.5).
+  'ERR_FRAME_TOO_LARGE',
+  'ERR_FRAME_MALFORMED',
+  'ERR_LINK_REQUEST_INVALID',
+  // Sealed models (DESIGN.md 4.7) and their sessions.
+  'ERR_ARTIFACT_INVALID',
+  'ERR_MODEL_TOO_LARGE',
+  'ERR_MODEL_DIGEST_MISMATCH',
+  'ERR_MODEL_INVALID',
+  'ERR_MODEL_NOT_FOUND',
+  'ERR_MODEL_LOAD_FAILED',
+  // Inference requests (Open Inference Protocol v2).
+  'ERR_INFERENCE_INPUT_INVALID',
+  'ERR_INFERENCE_FAILED',
   // The command line: wrong arguments, unreadable input files.
   'ERR_CLI_USAGE',
   'ERR_CLI_INPUT',
@@ -62,6 +85,24 @@ export type NsmErrorCode = Extract<ErrorCode, `ERR_NSM_${string}`>;
 const BRAND = Symbol.for('nitro-infer.error');
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** Codes of the KMS client, the KMS simulator and CMS unwrapping. */
+export type KmsErrorCode = Extract<
+  ErrorCode,
+  `ERR_KMS_${string}` | 'ERR_CMS_MALFORMED' | 'ERR_DECRYPT_FAILED'
+>;
+
+/** Codes of the link codec and server. */
+export type LinkErrorCode = Extract<ErrorCode, `ERR_FRAME_${string}` | `ERR_LINK_${string}`>;
+
+/** Codes of sealed artifacts and model loading. */
+export type ModelErrorCode = Extract<
+  ErrorCode,
+  `ERR_MODEL_${string}` | 'ERR_ARTIFACT_INVALID' | 'ERR_DECRYPT_FAILED' | 'ERR_KMS_ACCESS_DENIED'
+>;
+
+/** Codes of inference requests. */
+export type InferenceErrorCode = Extract<ErrorCode, `ERR_INFERENCE_${string}` | 'ERR_MODEL_NOT_FOUND'>;
 
 /** Codes of the command line. */
 export type CliErrorCode = Extract<ErrorCode, `ERR_CLI_${string}`>;
@@ -87,6 +128,18 @@ export class AttestationError extends NitroInferError<AttestationErrorCode> {}
 
 /** Raised by the Nitro Secure Module (real or simulated). */
 export class NsmError extends NitroInferError<NsmErrorCode> {}
+
+/** Raised by the KMS client and simulator, and by CMS unwrapping. */
+export class KmsError extends NitroInferError<KmsErrorCode> {}
+
+/** Raised by the link codec and the link server. */
+export class LinkError extends NitroInferError<LinkErrorCode> {}
+
+/** Raised while sealing, unsealing and loading models. */
+export class ModelError extends NitroInferError<ModelErrorCode> {}
+
+/** Raised for inference requests that cannot be served. */
+export class InferenceError extends NitroInferError<InferenceErrorCode> {}
 
 /** Raised by the command line for wrong arguments or unreadable input. */
 export class CliError extends NitroInferError<CliErrorCode> {}

@@ -20,6 +20,8 @@ import {
   generateKeyPairSync,
   randomBytes,
 } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { NsmSigningIdentity, NsmSigningIdentitySource } from '../enclave/nsm/index.ts';
 import { KEY_USAGE_BITS, buildCertificate } from './x509-builder.ts';
@@ -99,6 +101,19 @@ export class SimulatedNitroPki {
       };
     }
     return new SimulatedNitroPki(json.region, json.instanceId, authorities);
+  }
+
+  /** Loads the PKI saved at `file`, or creates one and saves it there (mode 0600). */
+  static async openOrCreate(file: string): Promise<SimulatedNitroPki> {
+    try {
+      return SimulatedNitroPki.fromJSON(JSON.parse(await readFile(file, 'utf8')) as NitroPkiJson);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const pki = SimulatedNitroPki.create();
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFile(file, JSON.stringify(pki.toJSON(), null, 2), { mode: 0o600 });
+    return pki;
   }
 
   /** The persistent form (contains private keys: for the simulation's state directory only). */

@@ -22,6 +22,9 @@ const OID = {
   keyUsage: '2.5.29.15',
   subjectKeyIdentifier: '2.5.29.14',
   authorityKeyIdentifier: '2.5.29.35',
+  subjectAltName: '2.5.29.17',
+  extendedKeyUsage: '2.5.29.37',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
 } as const;
 
 /** A distinguished name as ordered attributes, e.g. `[['C', 'US'], ['CN', 'aws.nitro-enclaves']]`. */
@@ -56,6 +59,8 @@ export interface CertificateTemplate {
   readonly isCertificateAuthority: boolean;
   readonly pathLength?: number;
   readonly keyUsage: readonly number[];
+  /** For TLS server certificates: DNS names and IPv4 addresses, and the serverAuth purpose. */
+  readonly serverNames?: readonly string[];
 }
 
 /** Writes and signs a certificate; returns its DER. */
@@ -75,6 +80,20 @@ export function buildCertificate(template: CertificateTemplate, issuerPrivateKey
     extension(OID.keyUsage, true, bitString(template.keyUsage)),
     extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(template.subjectPublicKey))),
   ];
+  if (template.serverNames !== undefined) {
+    const names = template.serverNames.map((serverName) =>
+      /^\d+\.\d+\.\d+\.\d+$/.test(serverName)
+        ? asn1.create(
+            asn1.Class.CONTEXT_SPECIFIC,
+            7,
+            false,
+            String.fromCharCode(...serverName.split('.').map(Number)),
+          )
+        : asn1.create(asn1.Class.CONTEXT_SPECIFIC, 2, false, serverName),
+    );
+    extensions.push(extension(OID.subjectAltName, false, sequence(names)));
+    extensions.push(extension(OID.extendedKeyUsage, false, sequence([oid(OID.serverAuth)])));
+  }
   if (template.issuerPublicKey !== template.subjectPublicKey) {
     const identifier = asn1.create(
       asn1.Class.CONTEXT_SPECIFIC,
