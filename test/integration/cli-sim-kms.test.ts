@@ -29,11 +29,9 @@ describe('nitro-infer sim kms', () => {
       },
     );
     try {
-      const [line] = await createInterface({ input: child.stdout })
-        [Symbol.asyncIterator]()
-        .next()
-        .then((result) => [result.value as string]);
-      const info = JSON.parse(line!) as {
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      const line = (await lines.next()).value as string;
+      const info = JSON.parse(line) as {
         endpoint: string;
         caCertPath: string;
         region: string;
