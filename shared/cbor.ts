@@ -42,7 +42,8 @@ export function decodeCbor(bytes: Uint8Array, options: DecodeCborOptions): unkno
     throw new CborError('ERR_CBOR_MALFORMED', 'CBOR input is empty');
   }
   try {
-    return decode(bytes, {
+    // Decode from a plain Uint8Array view so byte strings come back as Uint8Array, never Buffer.
+    return decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
       preferMap: true,
       rejectDuplicateKeys: true,
       ignoreGlobalTags: true,
@@ -58,7 +59,7 @@ export function decodeCbor(bytes: Uint8Array, options: DecodeCborOptions): unkno
 
 /** Encodes `value` in preferred (shortest-form, definite-length) CBOR. */
 export function encodeCbor(value: unknown): Uint8Array {
-  return encode(value);
+  return encode(withoutBuffers(value));
 }
 
 /**
@@ -67,7 +68,24 @@ export function encodeCbor(value: unknown): Uint8Array {
  * bytes are hashed or bound into an attestation (DESIGN.md 4.3).
  */
 export function encodeDeterministicCbor(value: unknown): Uint8Array {
-  return encode(value, { cde: true });
+  return encode(withoutBuffers(value), { cde: true });
+}
+
+/**
+ * cbor2 serializes a Node `Buffer` through its `toJSON` (as `{type: 'Buffer', data: [...]}`), not
+ * as a byte string; every Buffer becomes a plain Uint8Array view (no copy) before encoding.
+ */
+function withoutBuffers(value: unknown): unknown {
+  if (value instanceof Uint8Array) {
+    return Buffer.isBuffer(value) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value;
+  }
+  if (Array.isArray(value)) return value.map(withoutBuffers);
+  if (value instanceof Map)
+    return new Map([...value].map(([key, entry]) => [withoutBuffers(key), withoutBuffers(entry)]));
+  if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, withoutBuffers(entry)]));
+  }
+  return value;
 }
 
 /** True when `value` is a CBOR tag with the given number. */

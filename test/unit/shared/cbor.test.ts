@@ -176,3 +176,14 @@ describe('encodeDeterministicCbor', () => {
     );
   });
 });
+
+describe('Buffers', () => {
+  it('encodes a Node Buffer as a byte string, like any Uint8Array, and decodes to plain Uint8Array', () => {
+    const buffer = Buffer.from([1, 2, 3]);
+    expect(toHex(encodeCbor(buffer))).toBe('43010203');
+    expect(toHex(encodeCbor(new Map([['b', [buffer]]])))).toBe('a16162814301020' + '3');
+    const decoded = decodeCbor(Buffer.from('43010203', 'hex'), LIMIT) as Uint8Array;
+    expect(Buffer.isBuffer(decoded)).toBe(false);
+    expect(decoded).toEqual(new Uint8Array([1, 2, 3]));
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * Unsealing a model inside the enclave (DESIGN.md 2, 4.7): the ciphertext streams in, the
+ * Encryption SDK's KMS keyring obtains the data key through the attested `Decrypt`, every frame is
+ * authenticated before its plaintext is released, the plaintext lands in one buffer sized from the
+ * declared artifact size, and its SHA-384 must equal the digest bound in the encryption context.
+ * On any failure the buffer is overwritten and a typed error says which check failed.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { KmsKeyringNode } from '@aws-crypto/client-node';
+import type { ModelIdentity } from '../../shared/binding.ts';
+import { ModelError, isNitroInferError } from '../../shared/errors.ts';
+import type { NitroInferError } from '../../shared/errors.ts';
+import { encryptionSdk, identityFromContext } from '../../shared/sealing/index.ts';
+import type { KmsClientSupplier } from '../../shared/sealing/index.ts';
+import type { DecryptRequest } from '../kms/attested-kms.ts';
+
+/** Options of {@link unsealModel}. */
+export interface UnsealOptions {
+  /** The artifact's bytes as they arrive. */
+  readonly ciphertext: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /** The artifact's declared size; the plaintext is never larger. */
+  readonly ciphertextBytes: number;
+  /** The attested KMS `Decrypt`. */
+  readonly decrypt: (request: DecryptRequest) => Promise<{ KeyId: string; Plaintext: Uint8Array }>;
+  /** KMS keys artifacts may be sealed with; any key (KMS policy decides) when absent. */
+  readonly allowedKeyArns?: readonly string[];
+  /** Refuse an artifact sealed under another model name. */
+  readonly expectedName?: string;
+}
+
+/** A decrypted, digest-checked model. The caller owns `plaintext` and must overwrite it. */
+export interface UnsealedModel {
+  readonly identity: ModelIdentity;
+  readonly plaintext: Uint8Array;
+}
+
+/**
+ * Decrypts and checks a sealed model.
+ * @throws {NitroInferError} `ERR_ARTIFACT_INVALID`, `ERR_KMS_*`, `ERR_DECRYPT_FAILED`,
+ *   `ERR_MODEL_DIGEST_MISMATCH` or `ERR_MODEL_LOAD_FAILED`.
+ */
+export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel> {
+  let kmsFailure: NitroInferError | undefined;
+  const client = {
+    decrypt: async (request: DecryptRequest) => {
+      try {
+        return await options.decrypt(request);
+      } catch (error) {
+        // The keyring folds every failure into one message; keep ours so the caller learns it was KMS.
+        if (isNitroInferError(error)) kmsFailure = error;
+        throw error;
+      }
+    },
+  };
+  const clientProvider = (() => client) as unknown as KmsClientSupplier;
+  const keyring =
+    options.allowedKeyArns === undefined
+      ? new KmsKeyringNode({ discovery: true, clientProvider })
+      : new KmsKeyringNode({ keyIds: [...options.allowedKeyArns], clientProvider });
+
+  const plaintext = new Uint8Array(options.ciphertextBytes);
+  const hash = createHash('sha384');
+  let length = 0;
+  let identity: ModelIdentity | undefined;
+  let contextFailure: NitroInferError | undefined;
+
+  const decryptStream = encryptionSdk.decryptStream(keyring, { maxBodySize: options.ciphertextBytes });
+  decryptStream.once('MessageHeader', (header: { encryptionContext: Record<string, string> }) => {
+    try {
+      identity = identityFromContext(header.encryptionContext);
+      if (options.expectedName !== undefined && identity.name !== options.expectedName) {
+        throw new ModelError(
+          'ERR_ARTIFACT_INVALID',
+          `the artifact is sealed for model ${identity.name}, not ${options.expectedName}`,
+        );
+      }
+    } catch (error) {
+      contextFailure = error as NitroInferError;
+      decryptStream.destroy(contextFailure);
+    }
+  });
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      if (length + chunk.byteLength > plaintext.byteLength) {
+        callback(new ModelError('ERR_MODEL_LOAD_FAILED', 'the plaintext is larger than the artifact'));
+        return;
+      }
+      plaintext.set(chunk, length);
+      hash.update(chunk);
+      length += chunk.byteLength;
+      chunk.fill(0);
+      callback();
+    },
+  });
+
+  try {
+    await pipeline(Readable.from(options.ciphertext), decryptStream, sink);
+  } catch (error) {
+    plaintext.fill(0);
+    if (contextFailure !== undefined) throw contextFailure;
+    if (kmsFailure !== undefined) throw kmsFailure;
+    if (isNitroInferError(error) && error.code === 'ERR_MODEL_LOAD_FAILED') throw error;
+    // Truncation, a flipped byte, a wrong key: the Encryption SDK's authentication refused it.
+    throw new ModelError('ERR_DECRYPT_FAILED', 'decryption failed');
+  }
+  if (identity === undefined) {
+    plaintext.fill(0);
+    throw new ModelError('ERR_ARTIFACT_INVALID', 'the artifact has no header');
+  }
+  const digest = hash.digest();
+  if (!timingSafeEqual(digest, Buffer.from(identity.sha384, 'hex'))) {
+    plaintext.fill(0);
+    throw new ModelError(
+      'ERR_MODEL_DIGEST_MISMATCH',
+      `the decrypted model does not hash to the digest sealed for ${identity.name}`,
+    );
+  }
+  return { identity, plaintext: plaintext.subarray(0, length) };
+}

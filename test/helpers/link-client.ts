@@ -1,0 +1,68 @@
+/** A minimal link client for tests: one connection, requests matched to responses by id. */
+import net from 'node:net';
+import { FrameDecoder, encodeFrame } from '../../shared/frames.ts';
+
+export interface LinkResponse {
+  readonly type: string;
+  readonly fields: ReadonlyMap<string, unknown>;
+}
+
+export class TestLinkClient {
+  readonly socket: net.Socket;
+  readonly #pending = new Map<number, (response: LinkResponse) => void>();
+  #nextId = 1;
+  readonly closed: Promise<void>;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk) => {
+      for (const frame of decoder.push(chunk)) {
+        this.#pending.get(frame.id)?.({ type: frame.type, fields: frame.fields });
+        this.#pending.delete(frame.id);
+      }
+    });
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+  }
+
+  static async connect(path: string): Promise<TestLinkClient> {
+    const socket = net.connect(path);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new TestLinkClient(socket);
+  }
+
+  request(type: string, fields: Record<string, unknown> = {}): Promise<LinkResponse> {
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      this.#pending.set(id, resolve);
+      this.socket.write(encodeFrame(id, type, fields));
+    });
+  }
+
+  /** Resolves to the response's code when it is an error, else 'ok'. */
+  async code(type: string, fields: Record<string, unknown> = {}): Promise<string> {
+    const response = await this.request(type, fields);
+    return response.type === 'error' ? String(response.fields.get('code')) : response.type;
+  }
+
+  /** Streams a sealed artifact as model.load / model.chunk… / model.end. */
+  async upload(name: string, artifact: Uint8Array, chunkBytes = 256 * 1024): Promise<LinkResponse> {
+    const started = await this.request('model.load', { name, size: artifact.byteLength });
+    if (started.type === 'error') return started;
+    for (let offset = 0; offset < artifact.byteLength; offset += chunkBytes) {
+      const response = await this.request('model.chunk', {
+        name,
+        data: artifact.subarray(offset, offset + chunkBytes),
+      });
+      if (response.type === 'error') return response;
+    }
+    return this.request('model.end', { name });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
