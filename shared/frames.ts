@@ -4,7 +4,7 @@
  * frame crosses a trust boundary: the declared length is checked before any byte is buffered, and
  * the map's shape before any field is used. A frame that breaks the codec ends the connection.
  */
-import { decodeCbor, encodeCbor } from './cbor.ts';
+import { decodeCbor, encodeCborTransient } from './cbor.ts';
 import { LinkError, isNitroInferError } from './errors.ts';
 
 /** Largest frame: a model chunk (1 MiB) or an inference body, with generous room. */
@@ -24,6 +24,8 @@ export interface Frame {
   readonly id: number;
   readonly type: string;
   readonly fields: ReadonlyMap<string, unknown>;
+  /** Size of the encoded body, for byte-based back-pressure. */
+  readonly byteLength: number;
 }
 
 /** Encodes one frame. `fields` must not contain `id` or `type`. */
@@ -32,7 +34,9 @@ export function encodeFrame(
   type: string,
   fields: Readonly<Record<string, unknown>> = {},
 ): Buffer {
-  const body = encodeCbor(new Map<string, unknown>([['id', id], ['type', type], ...Object.entries(fields)]));
+  const body = encodeCborTransient(
+    new Map<string, unknown>([['id', id], ['type', type], ...Object.entries(fields)]),
+  );
   if (body.byteLength > MAX_FRAME_BYTES)
     throw new LinkError(
       'ERR_FRAME_TOO_LARGE',
@@ -134,5 +138,5 @@ export function parseFrame(body: Uint8Array, maxFrameBytes: number = MAX_FRAME_B
     throw new LinkError('ERR_FRAME_MALFORMED', 'frame type must be a short name');
   fields.delete('id');
   fields.delete('type');
-  return { id, type, fields };
+  return { id, type, fields, byteLength: body.byteLength };
 }

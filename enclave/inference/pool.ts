@@ -64,15 +64,18 @@ export class InferencePool {
     const key = `${name}@${++this.#generation}`;
     try {
       const workers = this.#alive();
+      // Each worker gets its own copy, moved (not cloned) across the thread boundary; the last one
+      // takes the caller's buffer itself. Workers overwrite their copy once the session is built.
       const answers = await Promise.all(
-        workers.map((entry) =>
-          this.#request(entry.worker, key, {
-            op: 'load',
-            name: key,
-            model: new Uint8Array(model),
-            intraOpThreads: 1,
-          }),
-        ),
+        workers.map((entry, index) => {
+          const copy = index === workers.length - 1 ? model : new Uint8Array(model);
+          return this.#request(
+            entry.worker,
+            key,
+            { op: 'load', name: key, model: copy, intraOpThreads: 1 },
+            copy,
+          );
+        }),
       );
       const failure = answers.find((answer) => answer.op === 'failed');
       if (workers.length === 0 || failure !== undefined || answers.some((answer) => answer.op !== 'loaded')) {
@@ -89,7 +92,8 @@ export class InferencePool {
       if (previous !== undefined) await this.#unloadKey(previous.key);
       return { ...metadata, name };
     } finally {
-      model.fill(0);
+      // Moved to a worker (detached, nothing left here) or still ours: then overwrite it.
+      if (model.buffer.byteLength > 0) model.fill(0);
     }
   }
 
@@ -190,7 +194,6 @@ export class InferencePool {
     };
     worker.on('error', fail);
     worker.on('exit', fail);
-    worker.unref();
     return entry;
   }
 
@@ -217,10 +220,16 @@ export class InferencePool {
     waiter?.(response);
   }
 
-  #request(worker: Worker, name: string, message: WorkerRequest): Promise<WorkerResponse> {
+  #request(
+    worker: Worker,
+    name: string,
+    message: WorkerRequest,
+    transfer?: Uint8Array,
+  ): Promise<WorkerResponse> {
     return new Promise((resolve) => {
       this.#loadWaiters.get(worker)?.set(name, resolve);
-      worker.postMessage(message);
+      // The buffer is moved, not copied: after this the sender cannot read it any more.
+      worker.postMessage(message, transfer === undefined ? [] : [transfer.buffer as ArrayBuffer]);
     });
   }
 }

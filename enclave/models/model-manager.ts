@@ -76,7 +76,7 @@ export class ModelManager {
       throw new ModelError('ERR_MODEL_LOAD_FAILED', `artifact size must be 1 to ${MAX_ARTIFACT_BYTES} bytes`);
     }
     const reservation = this.#options.budget.reserve(ciphertextBytes);
-    const input = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const input = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     let received = 0;
     const result = this.#load(name, ciphertextBytes, input).then(
       (model) => {

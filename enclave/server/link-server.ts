@@ -33,6 +33,9 @@ export type Log = (
 /** Most requests one connection may have in flight before reading pauses (back-pressure). */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 256;
 
+/** Most request bytes one connection may have in flight before reading pauses (16 model chunks of 1 MiB). */
+export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 16 * 1024 * 1024;
+
 /** Serves the link protocol on accepted sockets. */
 export class LinkServer {
   readonly #handlers: ReadonlyMap<string, LinkHandler>;
@@ -53,6 +56,9 @@ export class LinkServer {
     const decoder = new FrameDecoder();
     const writer = new FrameWriter(socket);
     let inFlight = 0;
+    let inFlightBytes = 0;
+    const saturated = () =>
+      inFlight >= MAX_IN_FLIGHT_PER_CONNECTION || inFlightBytes >= MAX_IN_FLIGHT_BYTES_PER_CONNECTION;
     this.#sockets.add(socket);
     socket.setNoDelay?.(true);
     this.#log('info', 'link.connected', { connection: connectionId });
@@ -73,10 +79,12 @@ export class LinkServer {
       }
       for (const frame of frames) {
         inFlight++;
-        if (inFlight >= MAX_IN_FLIGHT_PER_CONNECTION) socket.pause();
+        inFlightBytes += frame.byteLength;
+        if (saturated()) socket.pause();
         void this.#dispatch(frame, connection, writer).finally(() => {
           inFlight--;
-          if (inFlight < MAX_IN_FLIGHT_PER_CONNECTION && socket.isPaused()) socket.resume();
+          inFlightBytes -= frame.byteLength;
+          if (!saturated() && socket.isPaused()) socket.resume();
         });
       }
     });

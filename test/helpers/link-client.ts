@@ -48,17 +48,31 @@ export class TestLinkClient {
     return response.type === 'error' ? String(response.fields.get('code')) : response.type;
   }
 
-  /** Streams a sealed artifact as model.load / model.chunk… / model.end. */
-  async upload(name: string, artifact: Uint8Array, chunkBytes = 256 * 1024): Promise<LinkResponse> {
+  /** Streams a sealed artifact as model.load / model.chunk… / model.end, `window` chunks in flight. */
+  async upload(
+    name: string,
+    artifact: Uint8Array,
+    chunkBytes = 256 * 1024,
+    window = 8,
+  ): Promise<LinkResponse> {
     const started = await this.request('model.load', { name, size: artifact.byteLength });
     if (started.type === 'error') return started;
-    for (let offset = 0; offset < artifact.byteLength; offset += chunkBytes) {
-      const response = await this.request('model.chunk', {
+    const inFlight = new Set<Promise<LinkResponse>>();
+    let failure: LinkResponse | undefined;
+    for (let offset = 0; offset < artifact.byteLength && failure === undefined; offset += chunkBytes) {
+      const pending = this.request('model.chunk', {
         name,
         data: artifact.subarray(offset, offset + chunkBytes),
       });
-      if (response.type === 'error') return response;
+      inFlight.add(pending);
+      void pending.then((response) => {
+        inFlight.delete(pending);
+        if (response.type === 'error') failure ??= response;
+      });
+      if (inFlight.size >= window) await Promise.race(inFlight);
     }
+    await Promise.all(inFlight);
+    if (failure !== undefined) return failure;
     return this.request('model.end', { name });
   }
 
