@@ -17,10 +17,10 @@ import { createKmsClient } from '../../enclave/kms/kms-client.ts';
 import { generateEnclaveKeys } from '../../enclave/keys.ts';
 import { startKmsForwarder } from '../../parent/kms-forwarder.ts';
 import type { KmsForwarder } from '../../parent/kms-forwarder.ts';
-import { isNitroInferError } from '../../shared/errors.ts';
 import { createSimulatedEnclaveIdentity } from '../../sim/index.ts';
 import type { SimulatedEnclaveIdentity } from '../../sim/index.ts';
 import { KmsSimulator } from '../../sim/kms/kms-simulator.ts';
+import { codeOfAsync } from '../helpers/codes.ts';
 
 let directory = '';
 let simulator: KmsSimulator;
@@ -49,16 +49,6 @@ function attestationPolicy(account: string, conditions: Record<string, string>):
       },
     ],
   });
-}
-
-async function codeOf(action: () => Promise<unknown>): Promise<string> {
-  try {
-    await action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
 }
 
 beforeAll(async () => {
@@ -120,7 +110,7 @@ describe('attested KMS Decrypt through the parent forwarder', () => {
 
     const { kms, credentials } = attestedKms();
     expect(
-      await codeOf(() =>
+      await codeOfAsync(() =>
         kms.decrypt({ CiphertextBlob: dataKey.CiphertextBlob!, EncryptionContext: context }),
       ),
     ).toBe('ERR_KMS_NO_CREDENTIALS');
@@ -142,7 +132,7 @@ describe('attested KMS Decrypt through the parent forwarder', () => {
     ).rejects.toMatchObject({ name: 'AccessDeniedException' });
     // A wrong encryption context does not decrypt.
     expect(
-      await codeOf(() =>
+      await codeOfAsync(() =>
         kms.decrypt({
           CiphertextBlob: dataKey.CiphertextBlob!,
           EncryptionContext: { 'nitro-infer:model': 'other' },
@@ -163,7 +153,7 @@ describe('attested KMS Decrypt through the parent forwarder', () => {
       accessKeyId: simulator.info.accessKeyId,
       secretAccessKey: simulator.info.secretAccessKey,
     });
-    expect(await codeOf(() => kms.decrypt({ CiphertextBlob: dataKey.CiphertextBlob! }))).toBe(
+    expect(await codeOfAsync(() => kms.decrypt({ CiphertextBlob: dataKey.CiphertextBlob! }))).toBe(
       'ERR_KMS_ACCESS_DENIED',
     );
   });
@@ -173,7 +163,7 @@ describe('attested KMS Decrypt through the parent forwarder', () => {
     const dataKey = await operator.generateDataKey({ KeyId: key.KeyMetadata!.Arn!, KeySpec: 'AES_256' });
     const { kms, credentials } = attestedKms();
     credentials.set({ accessKeyId: simulator.info.accessKeyId, secretAccessKey: 'x'.repeat(40) });
-    expect(await codeOf(() => kms.decrypt({ CiphertextBlob: dataKey.CiphertextBlob! }))).toBe(
+    expect(await codeOfAsync(() => kms.decrypt({ CiphertextBlob: dataKey.CiphertextBlob! }))).toBe(
       'ERR_KMS_UNAVAILABLE',
     );
   });

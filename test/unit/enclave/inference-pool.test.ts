@@ -4,22 +4,12 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InferencePool } from '../../../enclave/inference/pool.ts';
-import { isNitroInferError } from '../../../shared/errors.ts';
 import { denseLayerModel } from '../../../sim/onnx-builder.ts';
 import { PROJECT_ROOT } from '../../helpers/fixtures.ts';
+import { codeOfAsync } from '../../helpers/codes.ts';
 
 const pool = new InferencePool({ size: 2 });
 afterAll(() => pool.close());
-
-async function codeOf(action: () => Promise<unknown>): Promise<string> {
-  try {
-    await action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
 
 const weights = Float32Array.from({ length: 12 }, (_, index) => index / 7 - 0.5);
 const bias = new Float32Array([0.1, -0.2, 0.3]);
@@ -80,12 +70,14 @@ describe('InferencePool', () => {
     ],
   ])('refuses %s with ERR_INFERENCE_INPUT_INVALID', async (_name, request) => {
     await pool.load('dense', dense());
-    expect(await codeOf(() => pool.infer('dense', request as never))).toBe('ERR_INFERENCE_INPUT_INVALID');
+    expect(await codeOfAsync(() => pool.infer('dense', request as never))).toBe(
+      'ERR_INFERENCE_INPUT_INVALID',
+    );
   });
 
   it('answers an unknown model with ERR_MODEL_NOT_FOUND and bytes that are not ONNX with ERR_MODEL_INVALID', async () => {
-    expect(await codeOf(() => pool.infer('missing', { inputs: [] }))).toBe('ERR_MODEL_NOT_FOUND');
-    expect(await codeOf(() => pool.load('garbage', new TextEncoder().encode('not a model')))).toBe(
+    expect(await codeOfAsync(() => pool.infer('missing', { inputs: [] }))).toBe('ERR_MODEL_NOT_FOUND');
+    expect(await codeOfAsync(() => pool.load('garbage', new TextEncoder().encode('not a model')))).toBe(
       'ERR_MODEL_INVALID',
     );
     expect(pool.models.has('garbage')).toBe(false);

@@ -10,20 +10,11 @@ import {
   isTag,
 } from '../../../shared/cbor.ts';
 import { isNitroInferError } from '../../../shared/errors.ts';
+import { codeOf } from '../../helpers/codes.ts';
 
 const LIMIT = { maxBytes: 4096 };
 const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-
-function codeOf(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
 
 describe('decodeCbor', () => {
   // Encodings written out by hand from RFC 8949 section 3 (and its Appendix A examples).

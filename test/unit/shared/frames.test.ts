@@ -3,16 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder, MAX_FRAME_BYTES, encodeFrame, parseFrame } from '../../../shared/frames.ts';
 import { isNitroInferError } from '../../../shared/errors.ts';
-
-function codeOf(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
+import { codeOf } from '../../helpers/codes.ts';
 
 describe('link frames', () => {
   it('a frame is a big-endian u32 length and a CBOR map with id and type', () => {

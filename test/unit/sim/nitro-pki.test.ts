@@ -5,7 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyAttestation } from '../../../shared/attestation/index.ts';
-import { isNitroInferError } from '../../../shared/errors.ts';
 import { SimulatedNsm } from '../../../enclave/nsm/index.ts';
 import {
   ENCLAVE_CODE_BUNDLE,
@@ -16,19 +15,10 @@ import {
 } from '../../../sim/index.ts';
 import { payloadOf } from '../../helpers/documents.ts';
 import { PROJECT_ROOT } from '../../helpers/fixtures.ts';
+import { codeOf } from '../../helpers/codes.ts';
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 const HOUR = 3_600_000;
-
-function codeOf(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
 
 function lifetime(der: Uint8Array): number {
   const certificate = new X509Certificate(der);

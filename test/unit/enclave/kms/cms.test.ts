@@ -6,16 +6,7 @@ import fc from 'fast-check';
 import { openCmsEnvelope, parseCmsEnvelope } from '../../../../enclave/kms/cms.ts';
 import { isNitroInferError } from '../../../../shared/errors.ts';
 import { FIXTURES_ABSENT, HAVE_FIXTURES, fixtureBytes, fixturePath } from '../../../helpers/fixtures.ts';
-
-function codeOf(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
+import { codeOf } from '../../../helpers/codes.ts';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const key = (name: string) => createPrivateKey(readFileSync(fixturePath(`cms/${name}`)));

@@ -19,22 +19,12 @@ import {
   encodeLockPcrRequest,
   encodeLockPcrsRequest,
 } from '../../../../enclave/nsm/nsm-codec.ts';
-import { isNitroInferError } from '../../../../shared/errors.ts';
 import { PROJECT_ROOT } from '../../../helpers/fixtures.ts';
+import { codeOfAsync } from '../../../helpers/codes.ts';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const bytes = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const ascii = (text: string) => Buffer.from(text).toString('hex');
-
-async function codeOf(action: () => Promise<unknown>): Promise<string> {
-  try {
-    await action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
 
 describe('NSM request encodings (serde externally tagged CBOR)', () => {
   it.each([
@@ -140,7 +130,7 @@ describe.skipIf(!haveCompiler && !CI)('DeviceNsm through koffi against a C stand
   it('turns NSM error responses into typed errors', async () => {
     const response = bytes(`a1 65${ascii('Error')} 6d${ascii('ReadOnlyIndex')}`);
     setResponse(response, response.byteLength);
-    expect(await codeOf(() => nsm.extendPcr(0, new Uint8Array([1])))).toBe('ERR_NSM_READ_ONLY_INDEX');
+    expect(await codeOfAsync(() => nsm.extendPcr(0, new Uint8Array([1])))).toBe('ERR_NSM_READ_ONLY_INDEX');
     expect(hex(recorded())).toBe(hex(encodeExtendPcrRequest(0, new Uint8Array([1]))));
   });
 
@@ -152,17 +142,17 @@ describe.skipIf(!haveCompiler && !CI)('DeviceNsm through koffi against a C stand
     const locked = bytes(`67${ascii('LockPCR')}`);
     setResponse(locked, locked.byteLength);
     await nsm.lockPcr(16);
-    expect(await codeOf(() => nsm.lockPcrs(16))).toBe('ERR_NSM_INTERNAL'); // a LockPCR answer to LockPCRs is refused
+    expect(await codeOfAsync(() => nsm.lockPcrs(16))).toBe('ERR_NSM_INTERNAL'); // a LockPCR answer to LockPCRs is refused
   });
 
   it('reports a failing ioctl as a typed error, not a crash', async () => {
     setErrno(5); // EIO
-    expect(await codeOf(() => nsm.getRandom())).toBe('ERR_NSM_INTERNAL');
+    expect(await codeOfAsync(() => nsm.getRandom())).toBe('ERR_NSM_INTERNAL');
     setErrno(0);
   });
 
   it('refuses oversized inputs before calling the driver', async () => {
-    expect(await codeOf(() => nsm.attest({ userData: new Uint8Array(1025) }))).toBe(
+    expect(await codeOfAsync(() => nsm.attest({ userData: new Uint8Array(1025) }))).toBe(
       'ERR_NSM_INPUT_TOO_LARGE',
     );
   });

@@ -3,10 +3,10 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { encode } from 'cbor2';
 import { verifyAttestation } from '../../../../shared/attestation/index.ts';
-import { isNitroInferError } from '../../../../shared/errors.ts';
 import { NSM_RANDOM_BYTES, SimulatedNsm } from '../../../../enclave/nsm/index.ts';
 import { SimulatedNitroPki } from '../../../../sim/index.ts';
 import { coseParts, payloadOf } from '../../../helpers/documents.ts';
+import { codeOfAsync } from '../../../helpers/codes.ts';
 
 const pki = SimulatedNitroPki.create();
 const roots = [pki.rootCertificate];
@@ -22,16 +22,6 @@ function freshNsm(): SimulatedNsm {
       [2, new Uint8Array(48).fill(0xcc)],
     ]),
   });
-}
-
-async function codeOf(action: () => Promise<unknown>): Promise<string> {
-  try {
-    await action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
 }
 
 describe('SimulatedNsm', () => {
@@ -72,25 +62,25 @@ describe('SimulatedNsm', () => {
 
   it('refuses to extend boot PCRs and locked PCRs', async () => {
     const nsm = freshNsm();
-    expect(await codeOf(() => nsm.extendPcr(0, new Uint8Array(1)))).toBe('ERR_NSM_READ_ONLY_INDEX');
+    expect(await codeOfAsync(() => nsm.extendPcr(0, new Uint8Array(1)))).toBe('ERR_NSM_READ_ONLY_INDEX');
     await nsm.lockPcr(17);
     expect((await nsm.describePcr(17)).locked).toBe(true);
-    expect(await codeOf(() => nsm.extendPcr(17, new Uint8Array(1)))).toBe('ERR_NSM_READ_ONLY_INDEX');
+    expect(await codeOfAsync(() => nsm.extendPcr(17, new Uint8Array(1)))).toBe('ERR_NSM_READ_ONLY_INDEX');
     await nsm.lockPcrs(20);
-    expect(await codeOf(() => nsm.extendPcr(19, new Uint8Array(1)))).toBe('ERR_NSM_READ_ONLY_INDEX');
-    expect(await codeOf(() => nsm.extendPcr(20, new Uint8Array(1)))).toBe('accepted');
+    expect(await codeOfAsync(() => nsm.extendPcr(19, new Uint8Array(1)))).toBe('ERR_NSM_READ_ONLY_INDEX');
+    expect(await codeOfAsync(() => nsm.extendPcr(20, new Uint8Array(1)))).toBe('accepted');
   });
 
   it('answers bad indices and oversized inputs with the NSM error codes', async () => {
     const nsm = freshNsm();
-    expect(await codeOf(() => nsm.describePcr(32))).toBe('ERR_NSM_INVALID_INDEX');
-    expect(await codeOf(() => nsm.describePcr(-1))).toBe('ERR_NSM_INVALID_INDEX');
-    expect(await codeOf(() => nsm.lockPcrs(33))).toBe('ERR_NSM_INVALID_INDEX');
-    expect(await codeOf(() => nsm.extendPcr(18, new Uint8Array(1025)))).toBe('ERR_NSM_INPUT_TOO_LARGE');
-    expect(await codeOf(() => nsm.attest({ userData: new Uint8Array(1025) }))).toBe(
+    expect(await codeOfAsync(() => nsm.describePcr(32))).toBe('ERR_NSM_INVALID_INDEX');
+    expect(await codeOfAsync(() => nsm.describePcr(-1))).toBe('ERR_NSM_INVALID_INDEX');
+    expect(await codeOfAsync(() => nsm.lockPcrs(33))).toBe('ERR_NSM_INVALID_INDEX');
+    expect(await codeOfAsync(() => nsm.extendPcr(18, new Uint8Array(1025)))).toBe('ERR_NSM_INPUT_TOO_LARGE');
+    expect(await codeOfAsync(() => nsm.attest({ userData: new Uint8Array(1025) }))).toBe(
       'ERR_NSM_INPUT_TOO_LARGE',
     );
-    expect(await codeOf(() => nsm.attest({ nonce: new Uint8Array(1024) }))).toBe('accepted');
+    expect(await codeOfAsync(() => nsm.attest({ nonce: new Uint8Array(1024) }))).toBe('accepted');
   });
 
   it('returns 256 fresh random bytes', async () => {

@@ -7,7 +7,6 @@ import {
   AWS_NITRO_ROOT_G1_SHA256,
   verifyAttestation,
 } from '../../../../shared/attestation/index.ts';
-import { isNitroInferError } from '../../../../shared/errors.ts';
 import {
   FIXTURES_ABSENT,
   HAVE_FIXTURES,
@@ -17,16 +16,7 @@ import {
   manifestTime,
   shortName,
 } from '../../../helpers/fixtures.ts';
-
-function codeOf(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    if (isNitroInferError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
+import { codeOf } from '../../../helpers/codes.ts';
 
 const entries = manifest();
 const genuine = entries
