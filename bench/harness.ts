@@ -4,14 +4,11 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { KMS } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AttestedKms } from '../enclave/kms/attested-kms.ts';
 import { CredentialStore } from '../enclave/kms/credentials.ts';
 import { createKmsClient } from '../enclave/kms/kms-client.ts';
@@ -19,10 +16,9 @@ import { generateEnclaveKeys } from '../enclave/keys.ts';
 import { LinkServer } from '../enclave/server/link-server.ts';
 import { startEnclaveService } from '../enclave/service.ts';
 import type { EnclaveService } from '../enclave/service.ts';
-import { startKmsForwarder } from '../parent/kms-forwarder.ts';
 import { createSealStream } from '../shared/sealing/index.ts';
 import { createSimulatedEnclaveIdentity } from '../sim/index.ts';
-import { KmsSimulator } from '../sim/kms/kms-simulator.ts';
+import { startLocalKms } from '../sim/local-kms.ts';
 
 export interface BenchStack {
   readonly directory: string;
@@ -40,30 +36,15 @@ export async function startBenchStack(options: {
 }): Promise<BenchStack> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'nitro-infer-bench-'));
   const enclave = await createSimulatedEnclaveIdentity();
-  const simulator = await KmsSimulator.start({
-    stateDirectory: path.join(directory, 'kms'),
-    attestationRoots: [enclave.pki.rootCertificate],
-  });
-  const port = Number(new URL(simulator.info.endpoint).port);
-  const forwarder = await startKmsForwarder({
-    listenPath: path.join(directory, 'kms.sock'),
-    targetHost: '127.0.0.1',
-    targetPort: port,
-    allowList: [`127.0.0.1:${port}`],
-  });
-  const operator = new KMS({
-    region: simulator.info.region,
-    endpoint: simulator.info.endpoint,
-    credentials: { accessKeyId: simulator.info.accessKeyId, secretAccessKey: simulator.info.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: simulator.caCertificatePem }) }),
-  });
+  const localKms = await startLocalKms(directory, [enclave.pki.rootCertificate]);
+  const { simulator, operator } = localKms;
   const keyArn = (await operator.createKey({})).KeyMetadata!.Arn!;
   const service = await startEnclaveService({
     nsm: enclave.nsm,
     attestationRoots: [enclave.pki.rootCertificate],
     kms: {
       region: simulator.info.region,
-      openTransport: () => net.connect(path.join(directory, 'kms.sock')),
+      openTransport: () => net.connect(localKms.socketPath),
       extraCaCertificates: [simulator.caCertificatePem],
     },
     memoryBudgetBytes: options.memoryBudgetBytes,
@@ -90,7 +71,7 @@ export async function startBenchStack(options: {
   const attested = new AttestedKms({
     client: createKmsClient({
       region: simulator.info.region,
-      openTransport: () => net.connect(path.join(directory, 'kms.sock')),
+      openTransport: () => net.connect(localKms.socketPath),
       credentials,
       extraCaCertificates: [simulator.caCertificatePem],
     }),
@@ -117,8 +98,7 @@ export async function startBenchStack(options: {
       linkServer.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await service.close();
-      await forwarder.close();
-      await simulator.close();
+      await localKms.close();
       await rm(directory, { recursive: true, force: true });
     },
   };

@@ -12,6 +12,7 @@
 import { constants, createDecipheriv, privateDecrypt } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import forge from 'node-forge';
+import { readAsn1Strict } from '../../shared/asn1.ts';
 import { KmsError } from '../../shared/errors.ts';
 
 /** KMS answers are small (one wrapped key and a data key of at most 1024 bytes); 64 KiB bounds them. */
@@ -48,7 +49,7 @@ export function parseCmsEnvelope(ber: Uint8Array): CmsEnvelope {
   }
   let root: forge.asn1.Asn1;
   try {
-    root = strictFromBer(Buffer.from(ber.buffer, ber.byteOffset, ber.byteLength).toString('latin1'));
+    root = readAsn1Strict(Buffer.from(ber.buffer, ber.byteOffset, ber.byteLength).toString('latin1'));
   } catch (error) {
     throw malformed('CMS envelope is not valid BER', error);
   }
@@ -144,20 +145,6 @@ function octets(node: forge.asn1.Asn1): string {
   return children(node)
     .map((chunk) => octets(universal(chunk, forge.asn1.Type.OCTETSTRING)))
     .join('');
-}
-
-// forge's reader takes an options object at run time; its type declarations only know a boolean.
-const fromBer = forge.asn1.fromDer as unknown as (
-  bytes: forge.util.ByteStringBuffer,
-  options: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean },
-) => forge.asn1.Asn1;
-
-function strictFromBer(binary: string): forge.asn1.Asn1 {
-  return fromBer(forge.util.createBuffer(binary), {
-    strict: true,
-    parseAllBytes: true,
-    decodeBitStrings: false,
-  });
 }
 
 function sequence(node: forge.asn1.Asn1 | undefined, count?: number): forge.asn1.Asn1[] {

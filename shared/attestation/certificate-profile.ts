@@ -7,6 +7,7 @@
  * Read with node-forge's strict DER reader; the cryptography stays with Node's `crypto`.
  */
 import forge from 'node-forge';
+import { readAsn1Strict } from '../asn1.ts';
 
 /** ecdsa-with-SHA384 (RFC 5758 section 3.2), the algorithm of every Nitro certificate. */
 export const OID_ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3';
@@ -44,7 +45,7 @@ export interface CertificateProfile {
  * @throws Error when the DER is not a certificate (the caller maps this to a typed error).
  */
 export function readCertificateProfile(der: Uint8Array): CertificateProfile {
-  const certificate = strictFromDer(toBinaryString(der));
+  const certificate = readAsn1Strict(toBinaryString(der));
   const [tbs, algorithm] = children(certificate);
   const signatureAlgorithm = forge.asn1.derToOid(bytesOf(children(algorithm)[0]));
 
@@ -60,7 +61,7 @@ export function readCertificateProfile(der: Uint8Array): CertificateProfile {
     const parts = children(extension);
     const oid = forge.asn1.derToOid(bytesOf(parts[0]));
     const critical = parts.length === 3 && bytesOf(parts[1]) === '\xff';
-    const value = strictFromDer(bytesOf(parts[parts.length - 1]));
+    const value = readAsn1Strict(bytesOf(parts[parts.length - 1]));
     if (oid === OID_BASIC_CONSTRAINTS) {
       for (const field of children(value)) {
         if (field.type === forge.asn1.Type.BOOLEAN) isCertificateAuthority = bytesOf(field) !== '\x00';
@@ -73,21 +74,6 @@ export function readCertificateProfile(der: Uint8Array): CertificateProfile {
     }
   }
   return { signatureAlgorithm, isCertificateAuthority, pathLength, keyUsage, unknownCriticalExtensions };
-}
-
-// forge's reader takes an options object at run time; its type declarations only know a boolean.
-const fromDer = forge.asn1.fromDer as unknown as (
-  bytes: forge.util.ByteStringBuffer,
-  options: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean },
-) => forge.asn1.Asn1;
-
-/** Reads DER that must be exactly one value with no trailing bytes. */
-function strictFromDer(bytes: string): forge.asn1.Asn1 {
-  return fromDer(forge.util.createBuffer(bytes), {
-    strict: true,
-    parseAllBytes: true,
-    decodeBitStrings: false,
-  });
 }
 
 function readSmallInteger(bytes: string): number {

@@ -15,16 +15,16 @@ import { AttestedKms } from '../../enclave/kms/attested-kms.ts';
 import { CredentialStore } from '../../enclave/kms/credentials.ts';
 import { createKmsClient } from '../../enclave/kms/kms-client.ts';
 import { generateEnclaveKeys } from '../../enclave/keys.ts';
-import { startKmsForwarder } from '../../parent/kms-forwarder.ts';
-import type { KmsForwarder } from '../../parent/kms-forwarder.ts';
 import { createSimulatedEnclaveIdentity } from '../../sim/index.ts';
 import type { SimulatedEnclaveIdentity } from '../../sim/index.ts';
 import { KmsSimulator } from '../../sim/kms/kms-simulator.ts';
+import { startLocalKms } from '../../sim/local-kms.ts';
+import type { LocalKms } from '../../sim/local-kms.ts';
 import { codeOfAsync } from '../helpers/codes.ts';
 
 let directory = '';
 let simulator: KmsSimulator;
-let forwarder: KmsForwarder;
+let localKms: LocalKms;
 let enclave: SimulatedEnclaveIdentity;
 let operator: KMS;
 
@@ -54,28 +54,12 @@ function attestationPolicy(account: string, conditions: Record<string, string>):
 beforeAll(async () => {
   directory = await mkdtemp(path.join(os.tmpdir(), 'nitro-infer-kms-'));
   enclave = await createSimulatedEnclaveIdentity();
-  simulator = await KmsSimulator.start({
-    stateDirectory: path.join(directory, 'kms'),
-    attestationRoots: [enclave.pki.rootCertificate],
-  });
-  const port = Number(new URL(simulator.info.endpoint).port);
-  forwarder = await startKmsForwarder({
-    listenPath: path.join(directory, 'kms.sock'),
-    targetHost: '127.0.0.1',
-    targetPort: port,
-    allowList: [`127.0.0.1:${port}`],
-  });
-  operator = new KMS({
-    region: simulator.info.region,
-    endpoint: simulator.info.endpoint,
-    credentials: { accessKeyId: simulator.info.accessKeyId, secretAccessKey: simulator.info.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: simulator.caCertificatePem }) }),
-  });
+  localKms = await startLocalKms(directory, [enclave.pki.rootCertificate]);
+  ({ simulator, operator } = localKms);
 });
 
 afterAll(async () => {
-  await forwarder?.close();
-  await simulator?.close();
+  await localKms?.close();
   await rm(directory, { recursive: true, force: true });
 });
 
@@ -83,7 +67,7 @@ function attestedKms(credentials = new CredentialStore()) {
   const keys = generateEnclaveKeys();
   const client = createKmsClient({
     region: simulator.info.region,
-    openTransport: () => net.connect(path.join(directory, 'kms.sock')),
+    openTransport: () => net.connect(localKms.socketPath),
     credentials,
     extraCaCertificates: [simulator.caCertificatePem],
   });

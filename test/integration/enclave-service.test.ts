@@ -6,21 +6,17 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { KMS } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LinkServer } from '../../enclave/server/link-server.ts';
 import { startEnclaveService } from '../../enclave/service.ts';
 import type { EnclaveService } from '../../enclave/service.ts';
-import { startKmsForwarder } from '../../parent/kms-forwarder.ts';
-import type { KmsForwarder } from '../../parent/kms-forwarder.ts';
 import { verifyAttestation } from '../../shared/attestation/index.ts';
 import { decodeCbor } from '../../shared/cbor.ts';
 import { modelListDigest } from '../../shared/binding.ts';
@@ -28,6 +24,8 @@ import { createSealStream } from '../../shared/sealing/index.ts';
 import { createSimulatedEnclaveIdentity } from '../../sim/index.ts';
 import type { SimulatedEnclaveIdentity } from '../../sim/index.ts';
 import { KmsSimulator } from '../../sim/kms/kms-simulator.ts';
+import { startLocalKms } from '../../sim/local-kms.ts';
+import type { LocalKms } from '../../sim/local-kms.ts';
 import { denseLayerModel } from '../../sim/onnx-builder.ts';
 import { PROJECT_ROOT } from '../helpers/fixtures.ts';
 import { TestLinkClient } from '../helpers/link-client.ts';
@@ -35,7 +33,7 @@ import { TestLinkClient } from '../helpers/link-client.ts';
 const ACCOUNT = '111122223333';
 let directory = '';
 let simulator: KmsSimulator;
-let forwarder: KmsForwarder;
+let localKms: LocalKms;
 let enclave: SimulatedEnclaveIdentity;
 let service: EnclaveService;
 let server: net.Server;
@@ -100,23 +98,8 @@ const denseModel = denseLayerModel('dense', weights, bias);
 beforeAll(async () => {
   directory = await mkdtemp(path.join(os.tmpdir(), 'nitro-infer-enclave-'));
   enclave = await createSimulatedEnclaveIdentity();
-  simulator = await KmsSimulator.start({
-    stateDirectory: path.join(directory, 'kms'),
-    attestationRoots: [enclave.pki.rootCertificate],
-  });
-  const port = Number(new URL(simulator.info.endpoint).port);
-  forwarder = await startKmsForwarder({
-    listenPath: path.join(directory, 'kms.sock'),
-    targetHost: '127.0.0.1',
-    targetPort: port,
-    allowList: [`127.0.0.1:${port}`],
-  });
-  operator = new KMS({
-    region: simulator.info.region,
-    endpoint: simulator.info.endpoint,
-    credentials: { accessKeyId: simulator.info.accessKeyId, secretAccessKey: simulator.info.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: simulator.caCertificatePem }) }),
-  });
+  localKms = await startLocalKms(directory, [enclave.pki.rootCertificate]);
+  ({ simulator, operator } = localKms);
   keyArn = (
     await operator.createKey({ Policy: policy(Buffer.from(enclave.measurements.pcr0).toString('hex')) })
   ).KeyMetadata!.Arn!;
@@ -129,7 +112,7 @@ beforeAll(async () => {
     attestationRoots: [enclave.pki.rootCertificate],
     kms: {
       region: simulator.info.region,
-      openTransport: () => net.connect(path.join(directory, 'kms.sock')),
+      openTransport: () => net.connect(localKms.socketPath),
       extraCaCertificates: [simulator.caCertificatePem],
     },
     memoryBudgetBytes: 64 * 1024 * 1024,
@@ -156,8 +139,7 @@ afterAll(async () => {
   linkServer?.close();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   await service?.close();
-  await forwarder?.close();
-  await simulator?.close();
+  await localKms?.close();
   await rm(directory, { recursive: true, force: true });
 });
 
