@@ -44,7 +44,7 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         forbid(
-          ['enclave', 'parent', 'client', 'scripts', 'sim', 'test'],
+          ['enclave', 'parent', 'client', 'scripts', 'sim', 'test', 'transport'],
           ['node:fs', 'fs', 'node:net', 'net', 'node:child_process', 'fastify', 'pino', 'onnxruntime-node'],
         ),
       ],
@@ -74,7 +74,16 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        forbid(['enclave', 'parent', 'scripts', 'sim', 'test'], ['fastify']),
+        forbid(['enclave', 'parent', 'scripts', 'sim', 'test', 'transport'], ['fastify']),
+      ],
+    },
+  },
+  {
+    files: ['transport/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        forbid(['enclave', 'parent', 'client', 'scripts', 'sim', 'test'], ['fastify', 'onnxruntime-node']),
       ],
     },
   },

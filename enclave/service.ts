@@ -3,7 +3,6 @@
  * handlers. The same code runs on hardware and in simulation; only the NSM, the transport and the
  * AWS endpoints differ, and they are passed in.
  */
-import type { Duplex } from 'node:stream';
 import { verifyAttestation } from '../shared/attestation/index.ts';
 import { encodeUserData } from '../shared/binding.ts';
 import { InferenceError, LinkError } from '../shared/errors.ts';
@@ -13,6 +12,7 @@ import { InferencePool } from './inference/pool.ts';
 import { AttestedKms } from './kms/attested-kms.ts';
 import { CredentialStore } from './kms/credentials.ts';
 import { createKmsClient } from './kms/kms-client.ts';
+import type { OpenTransport } from './kms/kms-client.ts';
 import { generateEnclaveKeys } from './keys.ts';
 import type { EnclaveKeys } from './keys.ts';
 import { MemoryBudget } from './models/memory-budget.ts';
@@ -38,7 +38,7 @@ export interface EnclaveServiceOptions {
   readonly attestationRoots: readonly Uint8Array[];
   readonly kms: {
     readonly region: string;
-    readonly openTransport: () => Duplex;
+    readonly openTransport: OpenTransport;
     readonly extraCaCertificates?: readonly string[];
     readonly allowedKeyArns?: readonly string[];
   };
@@ -166,6 +166,12 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     const model = await upload.end();
     options.log('info', 'model.loaded', { model: model.identity.name, bytes: model.sizeBytes });
     return { model: describeModel(model) };
+  });
+  handlers.set('model.abort', async (fields, connection) => {
+    const key = `${connection.id}/${requiredString(fields, 'name', 128)}`;
+    uploads.get(key)?.abort();
+    uploads.delete(key);
+    return {};
   });
   handlers.set('model.unload', async (fields) => {
     const name = requiredString(fields, 'name', 128);

@@ -5,11 +5,12 @@
  * parent only moves them.
  */
 import net from 'node:net';
+import { listenTransport } from '../transport/index.ts';
 
 /** Options of {@link startKmsForwarder}. */
 export interface KmsForwarderOptions {
-  /** Where the enclave connects: a Unix socket path. */
-  readonly listenPath: string;
+  /** Where the enclave connects: `unix:<path>` in simulation, or `vsock:any:<port>`. */
+  readonly listen: string;
   readonly targetHost: string;
   readonly targetPort: number;
   /** `host:port` entries the forwarder may connect to; the target must be one of them. */
@@ -27,7 +28,7 @@ export async function startKmsForwarder(options: KmsForwarderOptions): Promise<K
   if (!options.allowList.includes(target))
     throw new Error(`KMS forwarder target ${target} is not on the allow-list`);
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
+  const server = await listenTransport(options.listen, (inbound) => {
     const outbound = net.connect(options.targetPort, options.targetHost);
     for (const socket of [inbound, outbound]) {
       sockets.add(socket);
@@ -38,10 +39,6 @@ export async function startKmsForwarder(options: KmsForwarderOptions): Promise<K
       });
     }
     inbound.pipe(outbound).pipe(inbound);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.listenPath, () => resolve());
   });
   return {
     close: () =>

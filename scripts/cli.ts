@@ -8,6 +8,7 @@ import { ATTEST_VERIFY_HELP, attestVerify } from './attest-verify.ts';
 import type { CommandOutput } from './cli-output.ts';
 import { SIM_HELP, sim } from './sim-command.ts';
 import { simKms } from './sim-kms-command.ts';
+import { enclaveCommand, parentCommand } from './serve-commands.ts';
 
 /** Resolves on the first SIGINT or SIGTERM, for verbs that serve until stopped. */
 function interrupted(): Promise<void> {
@@ -23,6 +24,8 @@ Commands:
   attest verify <file|->   verify an attestation document offline
   sim                      run the local simulation
   sim kms                  run the KMS simulator alone
+  enclave                  run the enclave service (--config file)
+  parent                   run the parent HTTP proxy (--config file)
 
 Run \`nitro-infer <command> --help\` for a command's options.`;
 
@@ -39,6 +42,11 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
               exitCode: 2,
               stderr: `error: ERR_CLI_USAGE: unknown attest command; try \`nitro-infer attest verify --help\``,
             };
+      case 'enclave':
+      case 'parent': {
+        const serve = verb === 'enclave' ? enclaveCommand : parentCommand;
+        return { exitCode: await serve(rest, (line) => process.stdout.write(`${line}\n`), interrupted()) };
+      }
       case 'sim':
         if (rest[0] === 'kms') {
           const exitCode = await simKms(

@@ -52,8 +52,21 @@ export const ERROR_CODES = [
   'ERR_FRAME_TOO_LARGE',
   'ERR_FRAME_MALFORMED',
   'ERR_LINK_REQUEST_INVALID',
+  'ERR_LINK_UNAVAILABLE',
+  'ERR_LINK_TIMEOUT',
+  'ERR_LINK_OVERLOADED',
+  // Transports: vsock, Unix and TCP addresses (DESIGN.md 5).
+  'ERR_TRANSPORT_ADDRESS_INVALID',
+  'ERR_TRANSPORT_UNSUPPORTED',
+  'ERR_TRANSPORT_FAILED',
   // Sealed models (DESIGN.md 4.7) and their sessions.
   'ERR_ARTIFACT_INVALID',
+  'ERR_ARTIFACT_SOURCE_INVALID',
+  'ERR_ARTIFACT_VERSION_REQUIRED',
+  'ERR_ARTIFACT_NOT_FOUND',
+  'ERR_ARTIFACT_ACCESS_DENIED',
+  'ERR_ARTIFACT_SOURCE_UNAVAILABLE',
+  'ERR_ARTIFACT_INTEGRITY',
   'ERR_MODEL_TOO_LARGE',
   'ERR_MODEL_DIGEST_MISMATCH',
   'ERR_MODEL_INVALID',
@@ -62,6 +75,15 @@ export const ERROR_CODES = [
   // Inference requests (Open Inference Protocol v2).
   'ERR_INFERENCE_INPUT_INVALID',
   'ERR_INFERENCE_FAILED',
+  // The parent's HTTP edge (DESIGN.md 4.1); statuses are decided in parent/http-errors.ts.
+  'ERR_HTTP_BAD_REQUEST',
+  'ERR_HTTP_UNAUTHORIZED',
+  'ERR_HTTP_NOT_FOUND',
+  'ERR_HTTP_BODY_TOO_LARGE',
+  'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
+  'ERR_HTTP_RATE_LIMITED',
+  // Start-up configuration files and environment variables.
+  'ERR_CONFIG_INVALID',
   // The command line: wrong arguments, unreadable input files.
   'ERR_CLI_USAGE',
   'ERR_CLI_INPUT',
@@ -104,6 +126,15 @@ export type ModelErrorCode = Extract<
 /** Codes of inference requests. */
 export type InferenceErrorCode = Extract<ErrorCode, `ERR_INFERENCE_${string}` | 'ERR_MODEL_NOT_FOUND'>;
 
+/** Codes of transports. */
+export type TransportErrorCode = Extract<ErrorCode, `ERR_TRANSPORT_${string}`>;
+
+/** Codes of artifact sources (S3, files). */
+export type ArtifactErrorCode = Extract<ErrorCode, `ERR_ARTIFACT_${string}`>;
+
+/** Codes of the parent's HTTP edge. */
+export type HttpErrorCode = Extract<ErrorCode, `ERR_HTTP_${string}`>;
+
 /** Codes of the command line. */
 export type CliErrorCode = Extract<ErrorCode, `ERR_CLI_${string}`>;
 
@@ -140,6 +171,18 @@ export class ModelError extends NitroInferError<ModelErrorCode> {}
 
 /** Raised for inference requests that cannot be served. */
 export class InferenceError extends NitroInferError<InferenceErrorCode> {}
+
+/** Raised when a transport address is wrong or a socket cannot be made. */
+export class TransportError extends NitroInferError<TransportErrorCode> {}
+
+/** Raised by artifact sources: a bad location, a missing object or version, an unreachable store. */
+export class ArtifactError extends NitroInferError<ArtifactErrorCode> {}
+
+/** Raised at the parent's HTTP edge for requests refused before they reach the enclave. */
+export class HttpError extends NitroInferError<HttpErrorCode> {}
+
+/** Raised for a configuration that is wrong; the message names every wrong field. */
+export class ConfigError extends NitroInferError<'ERR_CONFIG_INVALID'> {}
 
 /** Raised by the command line for wrong arguments or unreadable input. */
 export class CliError extends NitroInferError<CliErrorCode> {}

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { measure } from '../enclave/nsm/index.ts';
 
 /** What the simulated enclave's code bundle consists of, relative to the project root. */
-export const ENCLAVE_CODE_BUNDLE = ['enclave', 'shared', 'package-lock.json'] as const;
+export const ENCLAVE_CODE_BUNDLE = ['enclave', 'shared', 'transport', 'package-lock.json'] as const;
 
 /** The simulated boot PCRs. */
 export interface BootMeasurements {

@@ -34,7 +34,7 @@ export async function startLocalKms(
   const port = Number(new URL(simulator.info.endpoint).port);
   const socketPath = path.join(directory, 'kms.sock');
   const forwarder = await startKmsForwarder({
-    listenPath: socketPath,
+    listen: `unix:${socketPath}`,
     targetHost: '127.0.0.1',
     targetPort: port,
     allowList: [`127.0.0.1:${port}`],

@@ -12,7 +12,11 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { CredentialStore } from './credentials.ts';
 
 /** Opens a fresh byte stream to the parent's KMS proxy. */
-export type OpenTransport = () => Duplex;
+/**
+ * Opens a fresh byte stream to the parent's KMS proxy. Synchronous for Unix and TCP; vsock's
+ * connect is asynchronous, hence the promise form.
+ */
+export type OpenTransport = () => Duplex | Promise<Duplex>;
 
 /** Options of {@link createKmsClient}. */
 export interface KmsClientOptions {
@@ -35,8 +39,18 @@ class TransportAgent extends https.Agent {
     this.#openTransport = openTransport;
   }
 
-  override createConnection(options: tls.ConnectionOptions): Duplex {
-    return tls.connect({ ...options, socket: this.#openTransport() });
+  override createConnection(
+    options: tls.ConnectionOptions,
+    callback?: (error: Error | null, stream: Duplex) => void,
+  ): Duplex | undefined {
+    const opened = this.#openTransport();
+    if (!(opened instanceof Promise)) return tls.connect({ ...options, socket: opened });
+    // http.Agent waits for the callback when createConnection returns nothing.
+    opened.then(
+      (socket) => callback?.(null, tls.connect({ ...options, socket })),
+      (error: Error) => callback?.(error, undefined as unknown as Duplex),
+    );
+    return undefined;
   }
 }
 

@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../helpers/fixtures.ts';
 
 const RULES: Record<string, { folders: string[]; packages: string[] }> = {
   shared: {
-    folders: ['enclave', 'parent', 'client', 'scripts', 'sim', 'test'],
+    folders: ['enclave', 'parent', 'client', 'scripts', 'sim', 'test', 'transport'],
     packages: [
       'node:fs',
       'node:fs/promises',
@@ -25,7 +25,11 @@ const RULES: Record<string, { folders: string[]; packages: string[] }> = {
     packages: ['fastify', '@aws-sdk/client-s3'],
   },
   parent: { folders: ['enclave', 'client', 'scripts', 'sim', 'test'], packages: ['onnxruntime-node'] },
-  client: { folders: ['enclave', 'parent', 'scripts', 'sim', 'test'], packages: ['fastify'] },
+  client: { folders: ['enclave', 'parent', 'scripts', 'sim', 'test', 'transport'], packages: ['fastify'] },
+  transport: {
+    folders: ['enclave', 'parent', 'client', 'scripts', 'sim', 'test'],
+    packages: ['fastify', 'onnxruntime-node'],
+  },
 };
 
 function sources(folder: string): string[] {

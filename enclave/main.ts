@@ -1,0 +1,105 @@
+/**
+ * Starts the enclave side from its configuration: chooses the NSM (the device, or one a
+ * simulation passes in), the transports (vsock in production, Unix sockets in simulation) and the
+ * KMS endpoint, then serves the link. The only place in enclave/ where concrete seams are chosen.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import type { Server } from 'node:net';
+import { AWS_NITRO_ROOT_G1_DER } from '../shared/attestation/index.ts';
+import type { EnclaveConfig } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { formatTransportAddress, parseTransportAddress } from '../shared/transport-address.ts';
+import { checkVsockSupport, connectTransport, listenTransport, openStreamSync } from '../transport/index.ts';
+import { DeviceNsm } from './nsm/device-nsm.ts';
+import type { Nsm } from './nsm/index.ts';
+import { LinkServer } from './server/link-server.ts';
+import type { Log } from './server/link-server.ts';
+import { startEnclaveService } from './service.ts';
+import type { EnclaveService } from './service.ts';
+
+/** Seams a simulation supplies; production leaves them out. */
+export interface EnclaveSeams {
+  /** A simulated NSM and the root its documents chain to. */
+  readonly simulated?: { readonly nsm: Nsm; readonly attestationRoots: readonly Uint8Array[] };
+  readonly log?: Log;
+}
+
+/** A running enclave. */
+export interface EnclaveRuntime {
+  readonly service: EnclaveService;
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
+
+/** JSON log lines on stdout (the enclave's console is the only output it has). */
+export function jsonLog(level: EnclaveConfig['logLevel']): Log {
+  const threshold = LEVELS[level];
+  return (lineLevel, event, details) => {
+    if (LEVELS[lineLevel] < threshold) return;
+    process.stdout.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: lineLevel, event, ...details })}\n`,
+    );
+  };
+}
+
+export async function startEnclave(config: EnclaveConfig, seams: EnclaveSeams = {}): Promise<EnclaveRuntime> {
+  const log = seams.log ?? jsonLog(config.logLevel);
+  const listen = parseTransportAddress(config.listen);
+  const proxy = parseTransportAddress(config.kms.proxy);
+  if (listen.kind === 'vsock' || proxy.kind === 'vsock') checkVsockSupport();
+
+  let nsm: Nsm;
+  let roots: readonly Uint8Array[];
+  if (config.nsm === 'simulated') {
+    if (seams.simulated === undefined) {
+      throw new ConfigError(
+        'ERR_CONFIG_INVALID',
+        'nsm: "simulated" needs the simulation launcher (nitro-infer enclave with simulation.pkiFile)',
+      );
+    }
+    ({ nsm, attestationRoots: roots } = seams.simulated);
+  } else {
+    nsm = DeviceNsm.open();
+    roots = [AWS_NITRO_ROOT_G1_DER];
+  }
+
+  const extraCa = config.kms.caFile === undefined ? undefined : [await readFile(config.kms.caFile, 'utf8')];
+  const service = await startEnclaveService({
+    nsm,
+    attestationRoots: roots,
+    kms: {
+      region: config.kms.region,
+      openTransport: proxy.kind === 'vsock' ? () => connectTransport(proxy) : () => openStreamSync(proxy),
+      ...(extraCa === undefined ? {} : { extraCaCertificates: extraCa }),
+      ...(config.kms.allowedKeyArns === undefined ? {} : { allowedKeyArns: config.kms.allowedKeyArns }),
+    },
+    memoryBudgetBytes: config.memoryBudgetMib * 1024 * 1024,
+    inferenceWorkers:
+      config.inferenceWorkers === 0 ? Math.max(1, os.availableParallelism()) : config.inferenceWorkers,
+    log,
+  });
+  const linkServer = new LinkServer(service.handlers, log);
+  // A socket file left by a previous run would make bind fail; the directory is ours.
+  if (listen.kind === 'unix') await rm(listen.path, { force: true });
+  let server: Server;
+  try {
+    server = await listenTransport(listen, (socket) => linkServer.accept(socket));
+  } catch (error) {
+    await service.close();
+    throw error;
+  }
+  const address = formatTransportAddress(listen);
+  log('info', 'enclave.listening', { address });
+  return {
+    service,
+    address,
+    close: async () => {
+      linkServer.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await service.close();
+    },
+  };
+}

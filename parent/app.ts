@@ -1,0 +1,154 @@
+/**
+ * The parent's HTTP API (DESIGN.md 4.1) as a Fastify app. Every route has a JSON schema (Ajv with
+ * coercion and removeAdditional off), a body limit and an exact content type; errors leave only
+ * through {@link toHttpError}; logs never contain bodies or the Authorization header.
+ */
+import rateLimit from '@fastify/rate-limit';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { HttpError } from '../shared/errors.ts';
+import type { AdminTokens } from './admin-tokens.ts';
+import { toHttpError } from './http-errors.ts';
+import type { EnclaveLink } from './link/enclave-link.ts';
+import type { ParentMetrics } from './metrics.ts';
+import type { ModelRegistry } from './model-registry.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { attestationRoutes } from './routes/attestation.ts';
+import { healthRoutes } from './routes/health.ts';
+import { ohttpRoutes } from './routes/ohttp.ts';
+
+/** Limits of the HTTP edge. */
+export interface HttpLimits {
+  /** Largest encapsulated inference request. */
+  readonly ohttpBodyLimitBytes: number;
+  /** Largest admin JSON body. */
+  readonly adminBodyLimitBytes: number;
+  /** Whole-request timeout (slowloris guard). */
+  readonly requestTimeoutMs: number;
+  /** Per-client request budget per window. */
+  readonly rateLimit: { readonly max: number; readonly windowMs: number };
+  /** Link timeout for inference requests. */
+  readonly inferenceTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  ohttpBodyLimitBytes: 8 * 1024 * 1024,
+  adminBodyLimitBytes: 16 * 1024,
+  requestTimeoutMs: 60_000,
+  rateLimit: { max: 600, windowMs: 60_000 },
+  inferenceTimeoutMs: 30_000,
+};
+
+/** What the app needs. */
+export interface ParentAppOptions {
+  readonly link: EnclaveLink;
+  readonly models: ModelRegistry;
+  readonly tokens: AdminTokens;
+  readonly metrics: ParentMetrics;
+  readonly limits: HttpLimits;
+  readonly logger: FastifyBaseLogger | boolean;
+  /** Parses an admin `source` string (production pins S3 versions; simulation allows files). */
+  readonly parseSource: Parameters<typeof adminRoutes>[1]['parseSource'];
+}
+
+export type ParentApp = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+/** Builds the app (not listening yet). */
+export async function buildParentApp(options: ParentAppOptions): Promise<ParentApp> {
+  const app = Fastify({
+    ...(typeof options.logger === 'boolean'
+      ? { logger: options.logger }
+      : { loggerInstance: options.logger }),
+    bodyLimit: options.limits.adminBodyLimitBytes,
+    requestTimeout: options.limits.requestTimeoutMs,
+    connectionTimeout: options.limits.requestTimeoutMs,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as ParentApp;
+
+  app.setErrorHandler((error, request, reply) => {
+    const mapped = toHttpError(fromFastify(error));
+    if (mapped.status >= 500)
+      request.log.warn({ code: mapped.body.error.code, status: mapped.status }, 'request failed');
+    void reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    const mapped = toHttpError(new HttpError('ERR_HTTP_NOT_FOUND', 'no such route'));
+    void reply.code(mapped.status).send(mapped.body);
+  });
+
+  // Request counts and latency by route pattern — bounded labels, no URLs, no bodies.
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    options.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    options.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(rateLimit, {
+    max: options.limits.rateLimit.max,
+    timeWindow: options.limits.rateLimit.windowMs,
+    // Health checks from the load balancer must not eat a client's budget or be throttled.
+    allowList: (request) => request.url.startsWith('/v2/health/'),
+    errorResponseBuilder: (_request, context) => {
+      const error = new HttpError(
+        'ERR_HTTP_RATE_LIMITED',
+        `rate limit: ${context.max} requests per ${context.after}`,
+      );
+      (error as unknown as { statusCode: number }).statusCode = 429;
+      return error;
+    },
+  });
+
+  await app.register(healthRoutes, { link: options.link, models: options.models });
+  await app.register(attestationRoutes, { link: options.link });
+  await app.register(ohttpRoutes, {
+    link: options.link,
+    metrics: options.metrics,
+    bodyLimit: options.limits.ohttpBodyLimitBytes,
+    timeoutMs: options.limits.inferenceTimeoutMs,
+  });
+  await app.register(adminRoutes, {
+    models: options.models,
+    tokens: options.tokens,
+    parseSource: options.parseSource,
+  });
+  app.get('/metrics', async (_request, reply) => {
+    options.metrics.linkUp.set(options.link.state === 'ready' ? 1 : 0);
+    options.metrics.linkReconnects.set(options.link.reconnects);
+    options.metrics.linkInFlight.set(options.link.inFlight);
+    options.metrics.modelsLoaded.set(options.models.list().filter((model) => model.state === 'ready').length);
+    void reply.type(options.metrics.registry.contentType);
+    return options.metrics.registry.metrics();
+  });
+  return app;
+}
+
+/** Fastify's own errors (validation, body size, content type) become ours. */
+function fromFastify(error: unknown): unknown {
+  const code = (error as { code?: string }).code;
+  if (typeof code === 'string' && code.startsWith('ERR_') && !code.startsWith('FST_')) return error;
+  const status = (error as { statusCode?: number }).statusCode;
+  if ((error as { validation?: unknown }).validation !== undefined) {
+    return new HttpError('ERR_HTTP_BAD_REQUEST', (error as Error).message.slice(0, 300));
+  }
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new HttpError('ERR_HTTP_BODY_TOO_LARGE', 'the request body is too large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new HttpError('ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'unsupported content type');
+    default:
+      if (status === 400 || code?.startsWith('FST_ERR_CTP') === true)
+        return new HttpError('ERR_HTTP_BAD_REQUEST', 'malformed request');
+      if (status === 413) return new HttpError('ERR_HTTP_BODY_TOO_LARGE', 'the request body is too large');
+      if (status === 415) return new HttpError('ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'unsupported content type');
+      return error;
+  }
+}

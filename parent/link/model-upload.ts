@@ -1,0 +1,82 @@
+/**
+ * Streams a sealed artifact to the enclave as `model.load`, `model.chunk`…, `model.end`
+ * (DESIGN.md 4.5). Never buffers the artifact: at most `window` chunks are in flight, and the source
+ * is read only as fast as the enclave acknowledges — a slow enclave slows the S3 read, not memory.
+ * If the source fails midway the upload is aborted in the enclave, so nothing is half-loaded.
+ */
+import { LinkError } from '../../shared/errors.ts';
+import type { EnclaveLink, LinkFields } from './enclave-link.ts';
+
+/** Chunk size on the wire: large enough for ≥ 32 KiB writes, small enough to interleave requests. */
+export const UPLOAD_CHUNK_BYTES = 1024 * 1024;
+
+/** Chunks awaiting acknowledgement (8 MiB at the default size; the enclave pauses reading at 16 MiB). */
+export const UPLOAD_WINDOW = 8;
+
+/** A model description the enclave returns after loading. */
+export interface LoadedModelDescription {
+  readonly name: string;
+  readonly sha384: string;
+  readonly bytes: number;
+  readonly inputs: unknown[];
+  readonly outputs: unknown[];
+}
+
+/** Uploads `size` bytes from `source` as model `name`; resolves with the enclave's description. */
+export async function uploadModel(
+  link: EnclaveLink,
+  name: string,
+  size: number,
+  source: AsyncIterable<Uint8Array>,
+  options: { internal?: boolean; chunkBytes?: number; window?: number } = {},
+): Promise<LoadedModelDescription> {
+  const chunkBytes = options.chunkBytes ?? UPLOAD_CHUNK_BYTES;
+  const window = options.window ?? UPLOAD_WINDOW;
+  const requestOptions = options.internal === true ? { internal: true } : {};
+  await link.request('model.load', { name, size }, requestOptions);
+  const inFlight = new Set<Promise<LinkFields>>();
+  let failure: unknown;
+  const send = (data: Uint8Array) => {
+    const pending = link.request('model.chunk', { name, data }, requestOptions);
+    inFlight.add(pending);
+    pending.then(
+      () => inFlight.delete(pending),
+      (error: unknown) => {
+        inFlight.delete(pending);
+        failure ??= error;
+      },
+    );
+  };
+  try {
+    let sent = 0;
+    let buffered: Uint8Array[] = [];
+    let bufferedBytes = 0;
+    for await (const piece of source) {
+      if (failure !== undefined) break;
+      sent += piece.byteLength;
+      if (sent > size)
+        throw new LinkError('ERR_LINK_REQUEST_INVALID', `the source has more than ${size} bytes`);
+      buffered.push(piece);
+      bufferedBytes += piece.byteLength;
+      while (bufferedBytes >= chunkBytes && failure === undefined) {
+        const joined = Buffer.concat(buffered, bufferedBytes);
+        send(joined.subarray(0, chunkBytes));
+        buffered = [joined.subarray(chunkBytes)];
+        bufferedBytes -= chunkBytes;
+        while (inFlight.size >= window && failure === undefined) await Promise.race(inFlight).catch(() => {});
+      }
+    }
+    if (failure === undefined && bufferedBytes > 0) send(Buffer.concat(buffered, bufferedBytes));
+    await Promise.allSettled(inFlight);
+    if (failure !== undefined) throw failure;
+    if (sent !== size)
+      throw new LinkError('ERR_LINK_REQUEST_INVALID', `the source ended after ${sent} of ${size} bytes`);
+    const ended = await link.request('model.end', { name }, { ...requestOptions, timeoutMs: 120_000 });
+    return ended.get('model') as LoadedModelDescription;
+  } catch (error) {
+    await Promise.allSettled(inFlight);
+    // Best effort: a dropped connection has already abandoned the upload in the enclave.
+    await link.request('model.abort', { name }, requestOptions).catch(() => {});
+    throw error;
+  }
+}

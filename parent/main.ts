@@ -1,0 +1,160 @@
+/**
+ * Starts the parent from its configuration: the enclave link, artifact stores, admin tokens,
+ * credential pushes, the KMS forwarder (simulation only — production runs AWS's vsock-proxy) and
+ * the HTTP app. The only place in parent/ where concrete seams are chosen.
+ */
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { ParentConfig } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { connectTransport } from '../transport/index.ts';
+import { AdminTokens } from './admin-tokens.ts';
+import { buildParentApp } from './app.ts';
+import type { ParentApp } from './app.ts';
+import { parseArtifactSource } from './artifacts/artifact-source.ts';
+import { FileArtifactStore } from './artifacts/file-store.ts';
+import { S3ArtifactStore } from './artifacts/s3-store.ts';
+import { CredentialPusher } from './credentials.ts';
+import { startKmsForwarder } from './kms-forwarder.ts';
+import type { KmsForwarder } from './kms-forwarder.ts';
+import { EnclaveLink } from './link/enclave-link.ts';
+import type { LinkLog } from './link/enclave-link.ts';
+import { ParentMetrics } from './metrics.ts';
+import { ModelRegistry } from './model-registry.ts';
+
+/** Seams tests and the simulation may replace. */
+export interface ParentSeams {
+  readonly logger?: Logger;
+  /** AWS credentials for the enclave's KMS calls; the standard provider chain otherwise. */
+  readonly credentials?: AwsCredentialIdentityProvider;
+}
+
+/** A running parent. */
+export interface ParentRuntime {
+  readonly app: ParentApp;
+  readonly link: EnclaveLink;
+  readonly models: ModelRegistry;
+  /** `http://host:port` it listens on. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Logger settings: bodies are never logged (Fastify logs method, URL and status only), and the
+ * Authorization header is redacted should a serializer ever include headers. */
+export function parentLogger(level: ParentConfig['logLevel'], destination?: NodeJS.WritableStream): Logger {
+  return pino(
+    {
+      level,
+      redact: {
+        paths: ['req.headers.authorization', 'headers.authorization', '*.secretAccessKey', '*.sessionToken'],
+        censor: '[redacted]',
+      },
+    },
+    destination as never,
+  );
+}
+
+export async function startParent(config: ParentConfig, seams: ParentSeams = {}): Promise<ParentRuntime> {
+  const production = config.mode === 'production';
+  if (production && (config.s3.accessKeyId !== undefined || config.s3.secretAccessKey !== undefined)) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      's3.accessKeyId/secretAccessKey are for simulation only; production uses the instance role',
+    );
+  }
+  if (production && config.kmsForwarder !== undefined) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      'kmsForwarder is for simulation only; production runs AWS vsock-proxy (parent/README.md)',
+    );
+  }
+  if ((config.s3.accessKeyId === undefined) !== (config.s3.secretAccessKey === undefined)) {
+    throw new ConfigError('ERR_CONFIG_INVALID', 's3.accessKeyId and s3.secretAccessKey go together');
+  }
+  const tokens =
+    config.admin.tokensSecretId !== undefined
+      ? await AdminTokens.fromSecretsManager(
+          config.admin.tokensSecretId,
+          config.aws.region,
+          config.aws.secretsManagerEndpoint,
+        )
+      : config.admin.tokensFile !== undefined
+        ? await AdminTokens.fromFile(config.admin.tokensFile)
+        : undefined;
+  if (tokens === undefined)
+    throw new ConfigError('ERR_CONFIG_INVALID', 'admin.tokensSecretId (or admin.tokensFile) is required');
+
+  const logger = seams.logger ?? parentLogger(config.logLevel);
+  const log: LinkLog = (level, event, details) => logger[level]({ event, ...details }, event);
+
+  let forwarder: KmsForwarder | undefined;
+  if (config.kmsForwarder !== undefined) {
+    const [host, port] = config.kmsForwarder.target.split(':') as [string, string];
+    forwarder = await startKmsForwarder({
+      listen: config.kmsForwarder.listen,
+      targetHost: host,
+      targetPort: Number(port),
+      allowList: [config.kmsForwarder.target],
+    });
+  }
+
+  const link = new EnclaveLink({
+    connect: () => connectTransport(config.enclave.address),
+    requestTimeoutMs: config.enclave.requestTimeoutMs,
+    maxInFlight: config.enclave.maxInFlight,
+    log,
+  });
+  const s3 = new S3ArtifactStore({
+    region: config.aws.region,
+    ...(config.s3.endpoint === undefined ? {} : { endpoint: config.s3.endpoint }),
+    forcePathStyle: config.s3.forcePathStyle,
+    ...(config.s3.accessKeyId === undefined || config.s3.secretAccessKey === undefined
+      ? {}
+      : { credentials: { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey } }),
+  });
+  // Hooks run in registration order after each connect: credentials first, so reloads can call KMS.
+  const credentials = new CredentialPusher(seams.credentials ?? fromNodeProviderChain(), link, log);
+  const models = new ModelRegistry({
+    link,
+    stores: { s3, file: production ? undefined : new FileArtifactStore() },
+    log,
+  });
+  const metrics = new ParentMetrics();
+  const app = await buildParentApp({
+    link,
+    models,
+    tokens,
+    metrics,
+    logger,
+    limits: {
+      ohttpBodyLimitBytes: config.http.ohttpBodyLimitBytes,
+      adminBodyLimitBytes: 16 * 1024,
+      requestTimeoutMs: config.http.requestTimeoutMs,
+      inferenceTimeoutMs: config.http.inferenceTimeoutMs,
+      rateLimit: config.http.rateLimit,
+    },
+    parseSource: (source) =>
+      parseArtifactSource(source, { requireVersion: production, allowFile: !production }),
+  });
+  link.start();
+  const url = await app.listen({ host: config.http.host, port: config.http.port });
+  logger.info(
+    { event: 'parent.listening', url, enclave: config.enclave.address, mode: config.mode },
+    'parent.listening',
+  );
+  return {
+    app,
+    link,
+    models,
+    url,
+    close: async () => {
+      credentials.close();
+      link.close();
+      await app.close();
+      s3.close();
+      await forwarder?.close();
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Prometheus metrics (DESIGN.md 4.1): counts and latencies, the link's state, loaded models —
+ * never content. Labels are bounded: the route pattern (not the URL), the method, the status.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class ParentMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'nitro_infer_http_requests_total',
+    help: 'HTTP requests by route pattern, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'nitro_infer_http_request_duration_seconds',
+    help: 'HTTP request latency by route pattern',
+    labelNames: ['route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly linkUp = new Gauge({
+    name: 'nitro_infer_enclave_link_up',
+    help: '1 when the link to the enclave is ready',
+    registers: [this.registry],
+  });
+  readonly linkReconnects = new Gauge({
+    name: 'nitro_infer_enclave_link_reconnects',
+    help: 'Times the link was re-established since start',
+    registers: [this.registry],
+  });
+  readonly linkInFlight = new Gauge({
+    name: 'nitro_infer_enclave_link_in_flight',
+    help: 'Requests waiting for the enclave',
+    registers: [this.registry],
+  });
+  readonly modelsLoaded = new Gauge({
+    name: 'nitro_infer_models_loaded',
+    help: 'Models loaded in the enclave',
+    registers: [this.registry],
+  });
+  readonly relayedBytes = new Counter({
+    name: 'nitro_infer_ohttp_relayed_bytes_total',
+    help: 'Encapsulated bytes relayed, by direction',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'nitro_infer_parent_' });
+  }
+}

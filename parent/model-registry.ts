@@ -1,0 +1,168 @@
+/**
+ * What the parent remembers about models: names and where their sealed artifacts live — never
+ * their plaintext, which it never has. After the enclave restarts the link reconnects and this
+ * registry streams every remembered artifact in again, so the service recovers without an operator.
+ */
+import { ArtifactError, NitroInferError } from '../shared/errors.ts';
+import type { ArtifactSource, ArtifactStore } from './artifacts/artifact-source.ts';
+import { formatArtifactSource } from './artifacts/artifact-source.ts';
+import type { EnclaveLink, LinkLog } from './link/enclave-link.ts';
+import { uploadModel } from './link/model-upload.ts';
+import type { LoadedModelDescription } from './link/model-upload.ts';
+import { toPlain } from './link/plain.ts';
+
+/** A model the parent has asked the enclave to hold. */
+export interface RegisteredModel {
+  readonly name: string;
+  readonly source: string;
+  readonly versionId?: string;
+  readonly state: 'loading' | 'ready' | 'failed';
+  readonly description?: LoadedModelDescription;
+  readonly error?: string;
+}
+
+interface Entry {
+  source: ArtifactSource;
+  versionId?: string;
+  state: RegisteredModel['state'];
+  description?: LoadedModelDescription;
+  error?: string;
+}
+
+/** Model names: what the Open Inference Protocol puts in a URL path. */
+export const MODEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
+
+export class ModelRegistry {
+  readonly #entries = new Map<string, Entry>();
+  readonly #link: EnclaveLink;
+  readonly #stores: Readonly<Record<ArtifactSource['kind'], ArtifactStore | undefined>>;
+  readonly #log: LinkLog;
+  /** One load or unload at a time per name. */
+  readonly #locks = new Map<string, Promise<unknown>>();
+  #reloading = false;
+
+  constructor(options: {
+    link: EnclaveLink;
+    stores: Readonly<Record<ArtifactSource['kind'], ArtifactStore | undefined>>;
+    log: LinkLog;
+  }) {
+    this.#link = options.link;
+    this.#stores = options.stores;
+    this.#log = options.log;
+    options.link.onConnect(async () => this.#reloadAll());
+  }
+
+  /** True while models are being streamed in again after a reconnect. */
+  get reloading(): boolean {
+    return this.#reloading;
+  }
+
+  list(): RegisteredModel[] {
+    return [...this.#entries].map(([name, entry]) => describe(name, entry));
+  }
+
+  get(name: string): RegisteredModel | undefined {
+    const entry = this.#entries.get(name);
+    return entry === undefined ? undefined : describe(name, entry);
+  }
+
+  /**
+   * Loads (or replaces) model `name` from `source`. The enclave swaps a model only once the new one
+   * is fully loaded, so a failed reload leaves the previous version serving.
+   */
+  async load(name: string, source: ArtifactSource): Promise<RegisteredModel> {
+    return this.#locked(name, async () => {
+      const previous = this.#entries.get(name);
+      const { description, versionId } = await this.#stream(name, source, false);
+      const entry: Entry = {
+        source,
+        state: 'ready',
+        description,
+        ...(versionId === undefined ? {} : { versionId }),
+      };
+      this.#entries.set(name, entry);
+      this.#log('info', 'model.loaded', {
+        model: name,
+        source: formatArtifactSource(source),
+        replaced: previous !== undefined,
+      });
+      return describe(name, entry);
+    });
+  }
+
+  async unload(name: string): Promise<void> {
+    return this.#locked(name, async () => {
+      if (!this.#entries.has(name))
+        throw new NitroInferError('ERR_MODEL_NOT_FOUND', `model ${name} is not loaded`);
+      await this.#link.request('model.unload', { name });
+      this.#entries.delete(name);
+      this.#log('info', 'model.unloaded', { model: name });
+    });
+  }
+
+  async #stream(name: string, source: ArtifactSource, internal: boolean) {
+    const store = this.#stores[source.kind];
+    if (store === undefined)
+      throw new ArtifactError('ERR_ARTIFACT_SOURCE_INVALID', `${source.kind} sources are not configured`);
+    const artifact = await store.open(source);
+    const description = toPlain(
+      await uploadModel(this.#link, name, artifact.size, artifact.body, { internal }),
+    ) as LoadedModelDescription;
+    return { description, versionId: artifact.versionId };
+  }
+
+  /** After a (re)connect: stream in every remembered model the enclave does not hold. */
+  async #reloadAll(): Promise<void> {
+    if (this.#entries.size === 0) return;
+    this.#reloading = true;
+    try {
+      const status = await this.#link.request('status', {}, { internal: true });
+      const held = new Set(
+        ((toPlain(status.get('models')) as { name?: string }[] | undefined) ?? []).map((model) => model.name),
+      );
+      for (const [name, entry] of this.#entries) {
+        if (held.has(name)) continue;
+        entry.state = 'loading';
+        try {
+          const { description } = await this.#stream(name, entry.source, true);
+          entry.description = description;
+          entry.state = 'ready';
+          delete entry.error;
+          this.#log('info', 'model.reloaded', { model: name });
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? 'ERR_INTERNAL';
+          // A link failure aborts the whole sync (the link reconnects and tries again); an artifact
+          // that no longer loads is reported and the others still come back.
+          if (code.startsWith('ERR_LINK_')) throw error;
+          entry.state = 'failed';
+          entry.error = code;
+          this.#log('error', 'model.reload_failed', { model: name, code });
+        }
+      }
+    } finally {
+      this.#reloading = false;
+    }
+  }
+
+  async #locked<T>(name: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(name) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(task);
+    this.#locks.set(name, next);
+    try {
+      return await next;
+    } finally {
+      if (this.#locks.get(name) === next) this.#locks.delete(name);
+    }
+  }
+}
+
+function describe(name: string, entry: Entry): RegisteredModel {
+  return {
+    name,
+    source: formatArtifactSource(entry.source),
+    state: entry.state,
+    ...(entry.versionId === undefined ? {} : { versionId: entry.versionId }),
+    ...(entry.description === undefined ? {} : { description: entry.description }),
+    ...(entry.error === undefined ? {} : { error: entry.error }),
+  };
+}

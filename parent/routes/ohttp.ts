@@ -1,0 +1,54 @@
+/**
+ * The Oblivious HTTP relay (RFC 9458; DESIGN.md 2, "Infer"): `message/ohttp-req` in, relayed over
+ * the link as opaque bytes, `message/ohttp-res` out. The parent learns sizes and timing only. A
+ * request the enclave cannot decapsulate is a 400 (RFC 9458 section 5.2); anything that happens
+ * after decapsulation travels inside the encrypted response and is invisible here.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { HttpError, NitroInferError } from '../../shared/errors.ts';
+import type { EnclaveLink } from '../link/enclave-link.ts';
+import type { ParentMetrics } from '../metrics.ts';
+import { BinaryReply, ERROR_REPLIES } from './schemas.ts';
+
+export const OHTTP_REQUEST_TYPE = 'message/ohttp-req';
+export const OHTTP_RESPONSE_TYPE = 'message/ohttp-res';
+
+export const ohttpRoutes: FastifyPluginAsyncTypebox<{
+  link: EnclaveLink;
+  metrics: ParentMetrics;
+  bodyLimit: number;
+  timeoutMs: number;
+}> = async (app, { link, metrics, bodyLimit, timeoutMs }) => {
+  app.addContentTypeParser(OHTTP_REQUEST_TYPE, { parseAs: 'buffer', bodyLimit }, (_request, body, done) =>
+    done(null, body),
+  );
+  app.post(
+    '/.well-known/ohttp-gateway',
+    { bodyLimit, schema: { response: { 200: BinaryReply, ...ERROR_REPLIES } } },
+    async (request, reply) => {
+      if (request.headers['content-type'] !== OHTTP_REQUEST_TYPE || !Buffer.isBuffer(request.body)) {
+        throw new HttpError('ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', `the body must be ${OHTTP_REQUEST_TYPE}`);
+      }
+      metrics.relayedBytes.inc({ direction: 'request' }, request.body.byteLength);
+      let fields;
+      try {
+        fields = await link.request('ohttp', { body: request.body }, { timeoutMs });
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'ERR_DECRYPT_FAILED' || code?.startsWith('ERR_OHTTP_') === true) {
+          throw new HttpError('ERR_HTTP_BAD_REQUEST', 'the gateway cannot decapsulate this request', {
+            cause: error as NitroInferError,
+          });
+        }
+        throw error;
+      }
+      const body = fields.get('body');
+      if (!(body instanceof Uint8Array)) throw new Error('the enclave sent no response body');
+      metrics.relayedBytes.inc({ direction: 'response' }, body.byteLength);
+      return reply
+        .type(OHTTP_RESPONSE_TYPE)
+        .header('cache-control', 'no-store')
+        .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    },
+  );
+};

@@ -1,0 +1,95 @@
+/**
+ * `nitro-infer enclave` and `nitro-infer parent`: start one side from a config file (JSON or YAML;
+ * `NITRO_INFER_*` environment variables override it) and serve until SIGINT/SIGTERM. Each prints
+ * one JSON line `{"ready": …}` once it serves, so launchers and tests can wait for it.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { EnclaveConfigSchema, ParentConfigSchema, environmentVariables } from '../shared/config.ts';
+import { CliError } from '../shared/errors.ts';
+import { loadConfigFile } from './config-file.ts';
+
+export const ENCLAVE_HELP = `Usage: nitro-infer enclave [--config <file.json|file.yaml>]
+
+Starts the enclave service: NSM, keys, attested KMS, model manager, inference workers, and the
+link listener (vsock:any:5000 by default). Inside a Nitro enclave this is the image's entry point.
+
+Environment variables override the file:
+  ${environmentVariables(EnclaveConfigSchema).join('\n  ')}`;
+
+export const PARENT_HELP = `Usage: nitro-infer parent [--config <file.json|file.yaml>]
+
+Starts the parent: the HTTP API (DESIGN.md 4.1) on http.host:http.port, the link to the enclave,
+S3 artifact loading, credential pushes and, in simulation, the KMS forwarder.
+
+Environment variables override the file:
+  ${environmentVariables(ParentConfigSchema).join('\n  ')}`;
+
+function options(args: readonly string[]): { config?: string; help?: boolean } {
+  try {
+    return parseArgs({
+      args: [...args],
+      strict: true,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    }).values;
+  } catch (error) {
+    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
+  }
+}
+
+/** Serves the enclave until `stopped`. */
+export async function enclaveCommand(
+  args: readonly string[],
+  print: (line: string) => void,
+  stopped: Promise<void>,
+): Promise<number> {
+  const values = options(args);
+  if (values.help === true) {
+    print(ENCLAVE_HELP);
+    return 0;
+  }
+  const config = await loadConfigFile(EnclaveConfigSchema, values.config);
+  let simulated;
+  if (config.nsm === 'simulated') {
+    if (config.simulation === undefined)
+      throw new CliError('ERR_CLI_USAGE', 'nsm "simulated" needs simulation.pkiFile');
+    // Simulation only: the simulated NSM and PKI live in sim/, which production never loads.
+    const sim = await import('../sim/index.ts');
+    const pki = sim.SimulatedNitroPki.fromJSON(JSON.parse(await readFile(config.simulation.pkiFile, 'utf8')));
+    const identity = await sim.createSimulatedEnclaveIdentity({
+      pki,
+      ...(config.simulation.projectRoot === undefined
+        ? {}
+        : { projectRoot: path.resolve(config.simulation.projectRoot) }),
+    });
+    simulated = { nsm: identity.nsm, attestationRoots: [pki.rootCertificate] };
+  }
+  // Each side's code loads only when that side runs (the CLI's other verbs stay fast).
+  const { startEnclave } = await import('../enclave/main.ts');
+  const runtime = await startEnclave(config, simulated === undefined ? {} : { simulated });
+  print(JSON.stringify({ ready: 'enclave', address: runtime.address, pid: process.pid }));
+  await stopped;
+  await runtime.close();
+  return 0;
+}
+
+/** Serves the parent until `stopped`. */
+export async function parentCommand(
+  args: readonly string[],
+  print: (line: string) => void,
+  stopped: Promise<void>,
+): Promise<number> {
+  const values = options(args);
+  if (values.help === true) {
+    print(PARENT_HELP);
+    return 0;
+  }
+  const config = await loadConfigFile(ParentConfigSchema, values.config);
+  const { startParent } = await import('../parent/main.ts');
+  const runtime = await startParent(config);
+  print(JSON.stringify({ ready: 'parent', url: runtime.url, pid: process.pid }));
+  await stopped;
+  await runtime.close();
+  return 0;
+}
