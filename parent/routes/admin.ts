@@ -39,7 +39,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{
   tokens: AdminTokens;
   parseSource: (source: string) => ArtifactSource;
 }> = async (app, { models, tokens, parseSource }) => {
-  app.addHook('onRequest', async (request) => {
+  // preParsing: after the rate limiter (a route-level onRequest hook, so token guessing is
+  // throttled) and before any body of an unauthenticated request is read.
+  app.addHook('preParsing', async (request) => {
     if (!tokens.verify(request.headers.authorization)) {
       throw new HttpError('ERR_HTTP_UNAUTHORIZED', 'a valid admin bearer token is required');
     }

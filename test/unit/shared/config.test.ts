@@ -1,0 +1,69 @@
+/** Configuration: defaults, environment overrides, every wrong field named, frozen results. */
+import { describe, expect, it } from 'vitest';
+import {
+  EnclaveConfigSchema,
+  ParentConfigSchema,
+  environmentVariables,
+  resolveConfig,
+} from '../../../shared/config.ts';
+import { isNitroInferError } from '../../../shared/errors.ts';
+
+function messageOf(action: () => unknown): string {
+  try {
+    action();
+  } catch (error) {
+    if (isNitroInferError(error) && error.code === 'ERR_CONFIG_INVALID') return error.message;
+    throw error;
+  }
+  throw new Error('accepted');
+}
+
+describe('configuration', () => {
+  it('applies defaults and lets the environment override the file', () => {
+    const config = resolveConfig(
+      ParentConfigSchema,
+      { aws: { region: 'eu-west-1' }, http: { port: 8081 } },
+      {
+        NITRO_INFER_HTTP_PORT: '9090',
+        NITRO_INFER_HTTP_RATE_LIMIT_MAX: '5',
+        NITRO_INFER_S3_FORCE_PATH_STYLE: 'true',
+      },
+    );
+    expect(config.mode).toBe('production');
+    expect(config.http.port).toBe(9090);
+    expect(config.http.rateLimit.max).toBe(5);
+    expect(config.s3.forcePathStyle).toBe(true);
+    expect(config.enclave.address).toBe('vsock:16:5000');
+    expect(Object.isFrozen(config.http.rateLimit)).toBe(true);
+  });
+
+  it('names every wrong field and never falls back to a default on bad input', () => {
+    const message = messageOf(() =>
+      resolveConfig(
+        ParentConfigSchema,
+        { mode: 'prod', http: { port: 'eighty', extra: true }, aws: {} },
+        { NITRO_INFER_ENCLAVE_MAX_IN_FLIGHT: 'many' },
+      ),
+    );
+    expect(message).toContain('NITRO_INFER_ENCLAVE_MAX_IN_FLIGHT: "many" is not a number');
+    expect(message).toContain('mode: must be one of "production", "simulation"');
+    expect(message).toContain('unknown field http.extra');
+    expect(message).toContain('http.port');
+    expect(message).toContain('missing field aws.region');
+  });
+
+  it.each([
+    [{ kms: { region: 'us-east-1' }, memoryBudgetMib: 1 }, 'memoryBudgetMib'],
+    [{ kms: { region: 'mars' } }, 'kms.region'],
+    [{ kms: { region: 'us-east-1', allowedKeyArns: ['not-an-arn'] } }, 'kms.allowedKeyArns'],
+    [{ kms: { region: 'us-east-1' }, nsm: 'fake' }, 'nsm'],
+    [[], 'top level'],
+  ])('enclave config %j is refused naming %s', (file, field) => {
+    expect(messageOf(() => resolveConfig(EnclaveConfigSchema, file, {}))).toContain(field);
+  });
+
+  it('lists one environment variable per leaf', () => {
+    expect(environmentVariables(EnclaveConfigSchema)).toContain('NITRO_INFER_KMS_PROXY');
+    expect(environmentVariables(ParentConfigSchema)).toContain('NITRO_INFER_HTTP_RATE_LIMIT_WINDOW_MS');
+  });
+});
