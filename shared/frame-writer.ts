@@ -14,6 +14,7 @@ export class FrameWriter {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #scheduled = false;
+  #drain: Promise<void> | undefined;
 
   constructor(stream: Writable) {
     this.#stream = stream;
@@ -50,17 +51,19 @@ export class FrameWriter {
     this.#stream.write(batch);
   }
 
-  /** Resolves when the stream can take more (at once if it can now). */
+  /** Resolves when the stream can take more (at once if it can now). Waiters share one listener. */
   async drained(): Promise<void> {
     if (!this.#stream.writableNeedDrain || this.#stream.destroyed) return;
-    await new Promise<void>((resolve) => {
+    this.#drain ??= new Promise<void>((resolve) => {
       const done = () => {
         this.#stream.off('drain', done);
         this.#stream.off('close', done);
+        this.#drain = undefined;
         resolve();
       };
       this.#stream.on('drain', done);
       this.#stream.on('close', done);
     });
+    await this.#drain;
   }
 }
