@@ -8,6 +8,9 @@ import { encodeUserData } from '../shared/binding.ts';
 import { InferenceError, LinkError } from '../shared/errors.ts';
 import type { NitroInferError } from '../shared/errors.ts';
 import { parseInferenceRequest } from '../shared/inference/v2.ts';
+import { MAX_ENCAPSULATED_BYTES } from '../shared/ohttp/encapsulation.ts';
+import { InferenceGateway } from './gateway/inference-gateway.ts';
+import { OhttpKeys } from './gateway/ohttp-keys.ts';
 import { InferencePool } from './inference/pool.ts';
 import { AttestedKms } from './kms/attested-kms.ts';
 import { CredentialStore } from './kms/credentials.ts';
@@ -49,6 +52,8 @@ export interface EnclaveServiceOptions {
    * relay encrypted requests. For local tests and benchmarks of the engine alone.
    */
   readonly allowPlaintextInference?: boolean;
+  /** Pad OHTTP responses to size buckets (default on). */
+  readonly padResponses?: boolean;
   readonly log: Log;
 }
 
@@ -56,6 +61,7 @@ export interface EnclaveServiceOptions {
 export interface EnclaveService {
   readonly handlers: ReadonlyMap<string, LinkHandler>;
   readonly keys: EnclaveKeys;
+  readonly ohttpKeys: OhttpKeys;
   readonly models: ModelManager;
   close(): Promise<void>;
 }
@@ -74,9 +80,10 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
   const pool = new InferencePool(
     options.inferenceWorkers === undefined ? {} : { size: options.inferenceWorkers },
   );
+  const ohttpKeys = await OhttpKeys.fromKeyObject(keys.ohttp.keyConfig, keys.ohttp.privateKey);
   const userData = () =>
     encodeUserData({
-      ohttpKeyConfig: keys.ohttp.keyConfig,
+      ohttpKeyConfig: ohttpKeys.keyConfig,
       receiptPublicKey: keys.receipts.publicKeyRaw,
       models: models.list().map((model) => model.identity),
     });
@@ -113,7 +120,7 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     });
     return {
       document,
-      keyConfig: keys.ohttp.keyConfig,
+      keyConfig: ohttpKeys.keyConfig,
       receiptKey: keys.receipts.publicKeyRaw,
       models: models.list().map((model) => model.identity),
     };
@@ -180,6 +187,21 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     return {};
   });
 
+  const gateway = new InferenceGateway({
+    keys: ohttpKeys,
+    pool,
+    models,
+    receiptKey: keys.receipts.privateKey,
+    ...(options.padResponses === undefined ? {} : { padResponses: options.padResponses }),
+  });
+  handlers.set('ohttp', async (fields) => {
+    const body = fields.get('body');
+    if (!(body instanceof Uint8Array) || body.byteLength > MAX_ENCAPSULATED_BYTES) {
+      throw invalid(`ohttp needs a body of at most ${MAX_ENCAPSULATED_BYTES} bytes`);
+    }
+    return { body: await gateway.handle(body) };
+  });
+
   if (options.allowPlaintextInference === true) {
     handlers.set('infer', async (fields) => {
       const model = requiredString(fields, 'model', 128);
@@ -204,6 +226,7 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
   return {
     handlers,
     keys,
+    ohttpKeys,
     models,
     close: async () => {
       for (const upload of uploads.values()) upload.abort();

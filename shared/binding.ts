@@ -5,7 +5,8 @@
  * and model list against it.
  */
 import { createHash } from 'node:crypto';
-import { encodeDeterministicCbor } from './cbor.ts';
+import { decodeCbor, encodeDeterministicCbor } from './cbor.ts';
+import { ClientError } from './errors.ts';
 
 /** The NSM accepts at most 1024 bytes of `user_data`. */
 export const MAX_USER_DATA_BYTES = 1024;
@@ -48,4 +49,44 @@ export function encodeUserData(binding: AttestationBinding): Uint8Array {
   if (bytes.byteLength > MAX_USER_DATA_BYTES)
     throw new RangeError(`user_data of ${bytes.byteLength} bytes exceeds ${MAX_USER_DATA_BYTES}`);
   return bytes;
+}
+
+/** A decoded `user_data` binding; the model list is bound by its digest. */
+export interface DecodedBinding {
+  readonly ohttpKeyConfig: Uint8Array;
+  readonly receiptPublicKey: Uint8Array;
+  readonly modelsDigest: Uint8Array;
+}
+
+/**
+ * Decodes `user_data` written by {@link encodeUserData}. Strict: exactly the four keys, version 1,
+ * byte strings of plausible sizes, and canonical encoding (re-encoding gives the same bytes).
+ * @throws {ClientError} `ERR_CLIENT_BINDING_MISMATCH`.
+ */
+export function decodeUserData(bytes: Uint8Array): DecodedBinding {
+  const mismatch = (why: string) => new ClientError('ERR_CLIENT_BINDING_MISMATCH', `user_data: ${why}`);
+  let value: unknown;
+  try {
+    value = decodeCbor(bytes, { maxBytes: MAX_USER_DATA_BYTES, maxDepth: 4 });
+  } catch {
+    throw mismatch('not CBOR');
+  }
+  if (!(value instanceof Map) || value.size !== 4 || value.get('v') !== 1)
+    throw mismatch('not a version 1 binding');
+  const ohttp = value.get('ohttp');
+  const receipts = value.get('receipts');
+  const models = value.get('models');
+  if (!(ohttp instanceof Uint8Array) || ohttp.byteLength > 512) throw mismatch('ohttp key config missing');
+  if (!(receipts instanceof Uint8Array) || receipts.byteLength !== 32) throw mismatch('receipt key missing');
+  if (!(models instanceof Uint8Array) || models.byteLength !== 48) throw mismatch('model digest missing');
+  const canonical = encodeDeterministicCbor(
+    new Map<string, unknown>([
+      ['v', 1],
+      ['ohttp', ohttp],
+      ['receipts', receipts],
+      ['models', models],
+    ]),
+  );
+  if (!Buffer.from(canonical).equals(Buffer.from(bytes))) throw mismatch('not canonically encoded');
+  return { ohttpKeyConfig: ohttp, receiptPublicKey: receipts, modelsDigest: models };
 }

@@ -75,6 +75,13 @@ export const ERROR_CODES = [
   // Inference requests (Open Inference Protocol v2).
   'ERR_INFERENCE_INPUT_INVALID',
   'ERR_INFERENCE_FAILED',
+  // Oblivious HTTP and Binary HTTP (DESIGN.md 4.2), receipts, and the client SDK.
+  'ERR_OHTTP_MALFORMED',
+  'ERR_OHTTP_KEY_UNKNOWN',
+  'ERR_BHTTP_MALFORMED',
+  'ERR_RECEIPT_INVALID',
+  'ERR_CLIENT_BINDING_MISMATCH',
+  'ERR_CLIENT_REQUEST_FAILED',
   // The parent's HTTP edge (DESIGN.md 4.1); statuses are decided in parent/http-errors.ts.
   'ERR_HTTP_BAD_REQUEST',
   'ERR_HTTP_UNAUTHORIZED',
@@ -135,6 +142,15 @@ export type ArtifactErrorCode = Extract<ErrorCode, `ERR_ARTIFACT_${string}`>;
 /** Codes of the parent's HTTP edge. */
 export type HttpErrorCode = Extract<ErrorCode, `ERR_HTTP_${string}`>;
 
+/** Codes of OHTTP / BHTTP encapsulation (decryption failures collapse into ERR_DECRYPT_FAILED). */
+export type OhttpErrorCode = Extract<
+  ErrorCode,
+  `ERR_OHTTP_${string}` | 'ERR_BHTTP_MALFORMED' | 'ERR_DECRYPT_FAILED'
+>;
+
+/** Codes of the client SDK's own checks. */
+export type ClientErrorCode = Extract<ErrorCode, `ERR_CLIENT_${string}` | 'ERR_RECEIPT_INVALID'>;
+
 /** Codes of the command line. */
 export type CliErrorCode = Extract<ErrorCode, `ERR_CLI_${string}`>;
 
@@ -183,6 +199,12 @@ export class HttpError extends NitroInferError<HttpErrorCode> {}
 
 /** Raised for a configuration that is wrong; the message names every wrong field. */
 export class ConfigError extends NitroInferError<'ERR_CONFIG_INVALID'> {}
+
+/** Raised by OHTTP and BHTTP codecs. */
+export class OhttpError extends NitroInferError<OhttpErrorCode> {}
+
+/** Raised by the client SDK when what it received does not verify. */
+export class ClientError extends NitroInferError<ClientErrorCode> {}
 
 /** Raised by the command line for wrong arguments or unreadable input. */
 export class CliError extends NitroInferError<CliErrorCode> {}

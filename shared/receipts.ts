@@ -1,0 +1,141 @@
+/**
+ * Inference receipts (DESIGN.md 4.2): inside each encrypted response, a statement signed by the
+ * enclave's receipt key (Ed25519, bound in the attestation's `user_data`) naming the model and its
+ * SHA-384, the SHA-256 of the request and response bodies, the time, and the OHTTP key config the
+ * request was sealed to. A client keeps it as proof of which attested code and model answered.
+ *
+ * Wire form: base64url of CBOR `[payload, signature]`, where `payload` is the deterministic CBOR
+ * map below and the signature covers `"nitro-infer receipt v1" ‖ 0x00 ‖ payload` (domain separated).
+ */
+import { createHash, createPublicKey, sign, verify } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { decodeCbor, encodeDeterministicCbor } from './cbor.ts';
+import { ClientError, isNitroInferError } from './errors.ts';
+
+/** The HTTP response header (inside the encryption) that carries the receipt. */
+export const RECEIPT_HEADER = 'nitro-infer-receipt';
+/** Largest encoded receipt accepted. */
+export const MAX_RECEIPT_BYTES = 2048;
+const DOMAIN = Buffer.from('nitro-infer receipt v1\0');
+
+/** What a receipt states. */
+export interface Receipt {
+  readonly model: string;
+  /** SHA-384 of the plaintext model, hex. */
+  readonly sha384: string;
+  /** SHA-256 of the inner request body. */
+  readonly requestSha256: Uint8Array;
+  /** SHA-256 of the inner response body. */
+  readonly responseSha256: Uint8Array;
+  /** Milliseconds since the epoch, by the enclave's clock. */
+  readonly time: number;
+  /** SHA-256 of the OHTTP key config the request was encrypted to. */
+  readonly keyConfigSha256: Uint8Array;
+}
+
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest());
+}
+
+function payloadOf(receipt: Receipt): Uint8Array {
+  return encodeDeterministicCbor(
+    new Map<string, unknown>([
+      ['v', 1],
+      ['model', receipt.model],
+      ['sha384', receipt.sha384],
+      ['request', receipt.requestSha256],
+      ['response', receipt.responseSha256],
+      ['time', receipt.time],
+      ['keyConfig', receipt.keyConfigSha256],
+    ]),
+  );
+}
+
+/** Signs a receipt with the enclave's Ed25519 key; returns the header value. */
+export function signReceipt(receipt: Receipt, privateKey: KeyObject): string {
+  const payload = payloadOf(receipt);
+  const signature = sign(null, Buffer.concat([DOMAIN, payload]), privateKey);
+  return Buffer.from(encodeDeterministicCbor([payload, new Uint8Array(signature)])).toString('base64url');
+}
+
+/** What a verifier may insist on. */
+export interface ReceiptExpectations {
+  readonly model?: string;
+  readonly sha384?: string;
+  readonly request?: Uint8Array;
+  readonly response?: Uint8Array;
+  readonly keyConfig?: Uint8Array;
+}
+
+/**
+ * Verifies a receipt against the raw Ed25519 public key the attestation bound, and against what
+ * the caller knows (the model, its digest, the bodies it sent and received, the key config).
+ * @throws {ClientError} `ERR_RECEIPT_INVALID` naming the first thing that does not match.
+ */
+export function verifyReceipt(
+  encoded: string,
+  publicKeyRaw: Uint8Array,
+  expected: ReceiptExpectations = {},
+): Receipt {
+  const invalid = (why: string) => new ClientError('ERR_RECEIPT_INVALID', `receipt: ${why}`);
+  if (encoded.length > (MAX_RECEIPT_BYTES * 4) / 3 + 4 || !/^[A-Za-z0-9_-]*$/.test(encoded))
+    throw invalid('not base64url');
+  let outer: unknown;
+  let fields: unknown;
+  try {
+    outer = decodeCbor(Buffer.from(encoded, 'base64url'), { maxBytes: MAX_RECEIPT_BYTES, maxDepth: 4 });
+    if (
+      !Array.isArray(outer) ||
+      outer.length !== 2 ||
+      !(outer[0] instanceof Uint8Array) ||
+      !(outer[1] instanceof Uint8Array)
+    ) {
+      throw invalid('not [payload, signature]');
+    }
+    fields = decodeCbor(outer[0], { maxBytes: MAX_RECEIPT_BYTES, maxDepth: 4 });
+  } catch (error) {
+    if (isNitroInferError(error) && error.code === 'ERR_RECEIPT_INVALID') throw error;
+    throw invalid('not CBOR');
+  }
+  const [payload, signature] = outer as [Uint8Array, Uint8Array];
+  if (publicKeyRaw.byteLength !== 32 || signature.byteLength !== 64)
+    throw invalid('wrong key or signature size');
+  const publicKey = createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyRaw).toString('base64url') },
+    format: 'jwk',
+  });
+  if (!verify(null, Buffer.concat([DOMAIN, payload]), publicKey, signature)) throw invalid('bad signature');
+  if (!(fields instanceof Map) || fields.get('v') !== 1) throw invalid('unknown version');
+  const text = (name: string) => {
+    const value = (fields as Map<string, unknown>).get(name);
+    if (typeof value !== 'string') throw invalid(`${name} missing`);
+    return value;
+  };
+  const digest = (name: string) => {
+    const value = (fields as Map<string, unknown>).get(name);
+    if (!(value instanceof Uint8Array) || value.byteLength !== 32) throw invalid(`${name} missing`);
+    return value;
+  };
+  const time = fields.get('time');
+  if (typeof time !== 'number' || !Number.isSafeInteger(time)) throw invalid('time missing');
+  const receipt: Receipt = {
+    model: text('model'),
+    sha384: text('sha384'),
+    requestSha256: digest('request'),
+    responseSha256: digest('response'),
+    time,
+    keyConfigSha256: digest('keyConfig'),
+  };
+  if (expected.model !== undefined && receipt.model !== expected.model)
+    throw invalid('another model answered');
+  if (expected.sha384 !== undefined && receipt.sha384 !== expected.sha384)
+    throw invalid('another model digest');
+  const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+  if (expected.request !== undefined && !same(receipt.requestSha256, sha256(expected.request)))
+    throw invalid('request hash differs');
+  if (expected.response !== undefined && !same(receipt.responseSha256, sha256(expected.response)))
+    throw invalid('response hash differs');
+  if (expected.keyConfig !== undefined && !same(receipt.keyConfigSha256, sha256(expected.keyConfig)))
+    throw invalid('key config differs');
+  return receipt;
+}
