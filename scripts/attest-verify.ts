@@ -114,7 +114,7 @@ async function policyFromFlags(values: Flags): Promise<VerifyAttestationOptions>
   };
 }
 
-function pemCertificates(text: string, file: string): Uint8Array[] {
+export function pemCertificates(text: string, file: string): Uint8Array[] {
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new CliError('ERR_CLI_INPUT', `${file} holds no PEM certificate`);
   return blocks.map((block) => {
@@ -126,7 +126,7 @@ function pemCertificates(text: string, file: string): Uint8Array[] {
   });
 }
 
-async function readText(file: string): Promise<string> {
+export async function readText(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (error) {

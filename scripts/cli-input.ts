@@ -64,3 +64,26 @@ export function parseDuration(text: string): number {
   const unit = (match[2] ?? 'ms') as keyof typeof DURATION_UNITS_MS;
   return Math.round(Number(match[1]) * DURATION_UNITS_MS[unit]);
 }
+
+/** Largest JSON request read by `infer` (the enclave's own body limit). */
+export const MAX_JSON_INPUT_BYTES = 32 * 1024 * 1024;
+
+/** Reads a JSON file (or standard input for `-`). */
+export async function readJsonInput(file: string, stdin: () => Promise<Buffer>): Promise<unknown> {
+  let content: Buffer;
+  try {
+    content = file === '-' ? await stdin() : await readFile(file);
+  } catch (error) {
+    throw new CliError(
+      'ERR_CLI_INPUT',
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  if (content.byteLength > MAX_JSON_INPUT_BYTES)
+    throw new CliError('ERR_CLI_INPUT', `${file} is over 32 MiB`);
+  try {
+    return JSON.parse(content.toString('utf8'));
+  } catch {
+    throw new CliError('ERR_CLI_INPUT', `${file} is not JSON`);
+  }
+}

@@ -4,9 +4,13 @@
  * exit: 1 when the answer is "no" (an invalid document), 2 for wrong arguments or input.
  */
 import { isNitroInferError } from '../shared/errors.ts';
-import { ATTEST_VERIFY_HELP, attestVerify } from './attest-verify.ts';
+import { attestVerify } from './attest-verify.ts';
 import type { CommandOutput } from './cli-output.ts';
-import { SIM_HELP, sim } from './sim-command.ts';
+import { simAttest } from './sim-command.ts';
+import { SIM_HELP } from './sim-help.ts';
+import { ATTEST_REMOTE_HELP, attestRemote, infer } from './remote-commands.ts';
+import { seal } from './seal-command.ts';
+import { models } from './models-command.ts';
 import { simKms } from './sim-kms-command.ts';
 import { enclaveCommand, parentCommand } from './serve-commands.ts';
 
@@ -21,9 +25,14 @@ function interrupted(): Promise<void> {
 const HELP = `Usage: nitro-infer <command> [options]
 
 Commands:
+  attest                   verify the enclave behind an endpoint (fresh nonce, PCRs, bindings)
   attest verify <file|->   verify an attestation document offline
-  sim                      run the local simulation
-  sim kms                  run the KMS simulator alone
+  infer                    one end-to-end encrypted V2 inference, receipt verified
+  seal <model.onnx>        encrypt a model for the enclave (KMS + Encryption SDK), optionally to S3
+  models list|load|unload  the parent's admin API
+  sim                      the whole system on this machine (npm start)
+  sim attest               one simulated attestation, written to files
+  sim kms                  the KMS simulator alone
   enclave                  run the enclave service (--config file)
   parent                   run the parent HTTP proxy (--config file)
 
@@ -36,12 +45,8 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
     switch (verb) {
       case 'attest':
         if (rest[0] === 'verify') return await attestVerify(rest.slice(1), stdin);
-        return rest[0] === '--help' || rest[0] === '-h'
-          ? { exitCode: 0, stdout: ATTEST_VERIFY_HELP }
-          : {
-              exitCode: 2,
-              stderr: `error: ERR_CLI_USAGE: unknown attest command; try \`nitro-infer attest verify --help\``,
-            };
+        if (rest.length === 0) return { exitCode: 2, stdout: ATTEST_REMOTE_HELP };
+        return await attestRemote(rest);
       case 'enclave':
       case 'parent': {
         const serve = verb === 'enclave' ? enclaveCommand : parentCommand;
@@ -56,7 +61,20 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
           );
           return { exitCode };
         }
-        return await sim(rest);
+        if (rest[0] === 'attest') return await simAttest(rest.slice(1));
+        {
+          // Loaded on demand: the stack pulls in onnxruntime and the simulators.
+          const { simStack } = await import('./sim-stack-command.ts');
+          return {
+            exitCode: await simStack(rest, (line) => process.stdout.write(`${line}\n`), interrupted()),
+          };
+        }
+      case 'infer':
+        return await infer(rest, stdin);
+      case 'seal':
+        return await seal(rest);
+      case 'models':
+        return await models(rest);
       case undefined:
       case '--help':
       case '-h':
@@ -69,7 +87,11 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
         };
     }
   } catch (error) {
-    if (isNitroInferError(error)) return { exitCode: 2, stderr: `error: ${error.code}: ${error.message}` };
+    if (isNitroInferError(error)) {
+      // 1 = the answer is "no" (the enclave or a response did not verify); 2 = usage, input, setup.
+      const refused = /^ERR_(ATTESTATION|CLIENT|RECEIPT|DECRYPT)_?/.test(error.code);
+      return { exitCode: refused ? 1 : 2, stderr: `error: ${error.code}: ${error.message}` };
+    }
     return {
       exitCode: 1,
       stderr: `error: ERR_INTERNAL: ${error instanceof Error ? error.message : String(error)}`,

@@ -14,18 +14,18 @@ import { CliError, isNitroInferError } from '../shared/errors.ts';
 import { createSimulatedEnclaveIdentity } from '../sim/index.ts';
 import type { CommandOutput } from './cli-output.ts';
 
-export const SIM_HELP = `Usage: nitro-infer sim [--state-dir <dir>]
+export const SIM_ATTEST_HELP = `Usage: nitro-infer sim attest [--state-dir <dir>]
 
-Runs the local simulation: a simulated Nitro PKI and NSM whose PCR0 is measured from this
+One attestation, offline: a simulated Nitro PKI and NSM whose PCR0 is measured from this
 checkout's enclave code, one attestation document for a fresh nonce, verified end to end.
 
 Options:
   --state-dir <dir>   where the simulated root, pcrs.json and the document are written
-                      (default .nitro-infer/sim)
+                      (default .nitro-infer/sim-attest)
   -h, --help          show this help`;
 
 /** Runs the simulation once and reports what it did. */
-export async function sim(args: readonly string[]): Promise<CommandOutput> {
+export async function simAttest(args: readonly string[]): Promise<CommandOutput> {
   let values: { 'state-dir'?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
@@ -36,8 +36,8 @@ export async function sim(args: readonly string[]): Promise<CommandOutput> {
   } catch (error) {
     throw new CliError('ERR_CLI_USAGE', (error as Error).message);
   }
-  if (values.help === true) return { exitCode: 0, stdout: SIM_HELP };
-  const stateDirectory = path.resolve(values['state-dir'] ?? '.nitro-infer/sim');
+  if (values.help === true) return { exitCode: 0, stdout: SIM_ATTEST_HELP };
+  const stateDirectory = path.resolve(values['state-dir'] ?? '.nitro-infer/sim-attest');
   await mkdir(stateDirectory, { recursive: true, mode: 0o700 });
 
   const { pki, nsm, measurements, moduleId } = await createSimulatedEnclaveIdentity();

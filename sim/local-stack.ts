@@ -117,7 +117,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   // nitro-cli's describe-eif / build-enclave "Measurements" shape, so the same file feeds clients and policies.
   await writeFile(
     files.pcrs,
-    `${JSON.stringify({ HashAlgorithm: 'Sha384 { ... }', PCR0: hex(measurements.pcr0), PCR1: hex(measurements.pcr1), PCR2: hex(measurements.pcr2) }, null, 2)}\n`,
+    `${JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: hex(measurements.pcr0), PCR1: hex(measurements.pcr1), PCR2: hex(measurements.pcr2) } }, null, 2)}\n`,
   );
 
   const kms = await KmsSimulator.start({

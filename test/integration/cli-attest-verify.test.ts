@@ -174,7 +174,7 @@ describe.skipIf(!HAVE_FIXTURES)('nitro-infer attest verify on every fixture', ()
   it('trusts only the roots given with --root', async () => {
     const entry = genuine.find(([name]) => name.startsWith('marlin'))![1];
     const simulated = path.join(scratch, 'state');
-    expect((await cli(['sim', '--state-dir', simulated])).code).toBe(0);
+    expect((await cli(['sim', 'attest', '--state-dir', simulated])).code).toBe(0);
     const result = await cli([
       'attest',
       'verify',
@@ -206,7 +206,7 @@ describe.skipIf(HAVE_FIXTURES)('nitro-infer attest verify on every fixture', () 
 describe('nitro-infer command line', () => {
   it('sim writes a document, root and pcrs.json that attest verify accepts, and the AWS root refuses', async () => {
     const state = path.join(scratch, 'sim');
-    const run = await cli(['sim', '--state-dir', state]);
+    const run = await cli(['sim', 'attest', '--state-dir', state]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('AWS root         refused: ERR_ATTESTATION_ROOT_UNTRUSTED');
     const files = ['attestation.cose', '--root', 'simulated-root.pem', '--pcrs', 'pcrs.json'].map((part) =>
@@ -251,7 +251,18 @@ describe('nitro-infer command line', () => {
   });
 
   it('--help is printed for each verb', async () => {
-    for (const args of [['--help'], ['attest', 'verify', '--help'], ['sim', '--help']]) {
+    for (const args of [
+      ['--help'],
+      ['attest', 'verify', '--help'],
+      ['sim', '--help'],
+      ['sim', 'attest', '--help'],
+      ['attest', '--help'],
+      ['infer', '--help'],
+      ['seal', '--help'],
+      ['models', '--help'],
+      ['enclave', '--help'],
+      ['parent', '--help'],
+    ]) {
       const result = await cli(args);
       expect(result.code).toBe(0);
       expect(result.stdout).toMatch(/^Usage: nitro-infer/);

@@ -1,0 +1,65 @@
+/** Flags every verb that talks to an enclave shares: the endpoint and the verification policy. */
+import { normalizeExpectedPcrs, parseNitroCliMeasurements } from '../shared/attestation/index.ts';
+import { CliError } from '../shared/errors.ts';
+import { createClient } from '../client/index.ts';
+import type { ClientPolicy, NitroInferClient } from '../client/index.ts';
+import { pemCertificates, readText } from './attest-verify.ts';
+import { parseDuration } from './cli-input.ts';
+
+export const CLIENT_FLAGS = {
+  endpoint: { type: 'string' },
+  pcrs: { type: 'string' },
+  'expect-pcr': { type: 'string', multiple: true },
+  root: { type: 'string', multiple: true },
+  'max-age': { type: 'string' },
+  'allow-debug': { type: 'boolean' },
+} as const;
+
+export const CLIENT_FLAGS_HELP = `  --endpoint <url>          the parent's base URL (or NITRO_INFER_ENDPOINT)
+  --pcrs <file>             expected PCRs: a nitro-cli pcrs.json / build-enclave output
+  --expect-pcr <i>=<hex>    expected PCR i (repeatable)
+  --root <pem file>         trust this Nitro root instead of AWS's (the simulated root for \`npm start\`)
+  --max-age <duration>      oldest acceptable attestation (default 5m)
+  --allow-debug             accept debug-mode enclaves (never in production)`;
+
+export interface ClientFlagValues {
+  endpoint?: string;
+  pcrs?: string;
+  'expect-pcr'?: string[];
+  root?: string[];
+  'max-age'?: string;
+  'allow-debug'?: boolean;
+}
+
+/** Builds an SDK client from the flags; refuses to run without pinned PCRs. */
+export async function clientFromFlags(values: ClientFlagValues): Promise<NitroInferClient> {
+  const endpoint = values.endpoint ?? process.env.NITRO_INFER_ENDPOINT;
+  if (endpoint === undefined || !/^https?:\/\//.test(endpoint)) {
+    throw new CliError('ERR_CLI_USAGE', '--endpoint <http(s)://host:port> is required');
+  }
+  const pcrs = new Map<number, Uint8Array>();
+  if (values.pcrs !== undefined)
+    for (const [index, value] of parseNitroCliMeasurements(await readText(values.pcrs)))
+      pcrs.set(index, value);
+  for (const expectation of values['expect-pcr'] ?? []) {
+    const match = /^(\d{1,2})=(?:0x)?([0-9a-fA-F]+)$/.exec(expectation);
+    if (match === null)
+      throw new CliError(
+        'ERR_CLI_USAGE',
+        `--expect-pcr takes <index>=<hex>, got ${JSON.stringify(expectation)}`,
+      );
+    for (const [index, value] of normalizeExpectedPcrs({ [match[1] as string]: match[2] as string }))
+      pcrs.set(index, value);
+  }
+  if (pcrs.size === 0)
+    throw new CliError('ERR_CLI_USAGE', 'pin the enclave: --pcrs <pcrs.json> or --expect-pcr 0=<hex>');
+  const roots: Uint8Array[] = [];
+  for (const file of values.root ?? []) roots.push(...pemCertificates(await readText(file), file));
+  const policy: ClientPolicy = {
+    pcrs,
+    ...(roots.length === 0 ? {} : { roots }),
+    ...(values['max-age'] === undefined ? {} : { maxAgeMs: parseDuration(values['max-age']) }),
+    allowDebug: values['allow-debug'] === true,
+  };
+  return createClient({ endpoint, policy });
+}

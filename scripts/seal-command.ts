@@ -1,0 +1,200 @@
+/**
+ * `nitro-infer seal model.onnx --name N --key <kms key arn|alias> --out <file|s3://bucket/key>`
+ * (DESIGN.md 2, "Seal a model"): hashes the model, then encrypts it with a fresh KMS data key into
+ * the AWS Encryption SDK format, binding the name and SHA-384 in the encryption context; uploads to
+ * S3 when asked and prints the version id to pin in production. Runs on the operator's machine.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { KMS } from '@aws-sdk/client-kms';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { CliError } from '../shared/errors.ts';
+import { createSealStream } from '../shared/sealing/index.ts';
+import type { CommandOutput } from './cli-output.ts';
+
+export const SEAL_HELP = `Usage: nitro-infer seal <model.onnx> --name <name> --key <kms key> --out <file|s3://bucket/key> [options]
+
+Encrypts an ONNX model for nitro-infer: a fresh data key from KMS GenerateDataKey, the AWS
+Encryption SDK format (committing suite, signed), the model name and SHA-384 bound in the
+encryption context. Only an enclave whose PCRs the key policy names can decrypt it.
+
+Options:
+  --name <name>             model name (letters, digits, . _ -)
+  --key <arn|alias>         KMS key ARN or alias ARN
+  --out <file|s3://…>       where the sealed artifact goes; S3 prints its version id
+  --region <region>         AWS region (default AWS_REGION)
+  --kms-endpoint <url>      KMS endpoint override (the simulator's in \`npm start\`)
+  --kms-ca <pem file>       extra CA for the KMS endpoint (the simulator's)
+  --s3-endpoint <url>       S3 endpoint override (path-style addressing)
+  --json                    print one JSON object
+  -h, --help                show this help
+
+Credentials come from the standard AWS provider chain (environment, profile, instance role).`;
+
+export async function seal(args: readonly string[]): Promise<CommandOutput> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: true,
+      options: {
+        name: { type: 'string' },
+        key: { type: 'string' },
+        out: { type: 'string' },
+        region: { type: 'string' },
+        'kms-endpoint': { type: 'string' },
+        'kms-ca': { type: 'string' },
+        's3-endpoint': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return { exitCode: 0, stdout: SEAL_HELP };
+  if (positionals.length !== 1) throw new CliError('ERR_CLI_USAGE', 'expected exactly one model file');
+  for (const flag of ['name', 'key', 'out'] as const) {
+    if (values[flag] === undefined) throw new CliError('ERR_CLI_USAGE', `--${flag} is required`);
+  }
+  const region = values.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (region === undefined) throw new CliError('ERR_CLI_USAGE', '--region (or AWS_REGION) is required');
+  const modelFile = positionals[0] as string;
+  let size: number;
+  try {
+    size = (await stat(modelFile)).size;
+  } catch {
+    throw new CliError('ERR_CLI_INPUT', `cannot read ${modelFile}`);
+  }
+
+  const progress = progressBar(size * 2);
+  const hash = createHash('sha384');
+  await pipeline(createReadStream(modelFile), counter(progress), hash);
+  const sha384 = hash.digest('hex');
+
+  const ca = values['kms-ca'] === undefined ? undefined : await readFile(values['kms-ca'], 'utf8');
+  const kms = new KMS({
+    region,
+    ...(values['kms-endpoint'] === undefined ? {} : { endpoint: values['kms-endpoint'] }),
+    ...(ca === undefined
+      ? {}
+      : { requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca }) }) }),
+  });
+  const out = values.out as string;
+  const toS3 = out.startsWith('s3://');
+  const scratch = toS3 ? await mkdtemp(path.join(os.tmpdir(), 'nitro-infer-seal-')) : undefined;
+  const sealedFile = scratch === undefined ? out : path.join(scratch, 'sealed');
+  try {
+    await pipeline(
+      createReadStream(modelFile),
+      counter(progress),
+      createSealStream({
+        kms,
+        keyArn: values.key as string,
+        model: { name: values.name as string, sha384 },
+        plaintextLength: size,
+      }),
+      createWriteStream(sealedFile, { mode: 0o644 }),
+    );
+    progress.done();
+    let versionId: string | undefined;
+    const sealedBytes = (await stat(sealedFile)).size;
+    if (toS3) {
+      const url = new URL(out);
+      const s3 = new S3Client({
+        region,
+        ...(values['s3-endpoint'] === undefined
+          ? {}
+          : { endpoint: values['s3-endpoint'], forcePathStyle: true }),
+      });
+      try {
+        const put = await s3.send(
+          new PutObjectCommand({
+            Bucket: url.hostname,
+            Key: decodeURIComponent(url.pathname.slice(1)),
+            Body: createReadStream(sealedFile),
+            ContentLength: sealedBytes,
+            ContentType: 'application/vnd.nitro-infer.sealed-model',
+          }),
+        );
+        versionId = put.VersionId;
+      } finally {
+        s3.destroy();
+      }
+    }
+    const source = toS3
+      ? `${out}${versionId === undefined ? '' : `?versionId=${encodeURIComponent(versionId)}`}`
+      : `file://${path.resolve(out)}`;
+    const result = {
+      name: values.name,
+      sha384,
+      bytes: size,
+      sealedBytes,
+      out,
+      ...(versionId === undefined ? {} : { versionId }),
+      source,
+    };
+    return {
+      exitCode: 0,
+      stdout:
+        values.json === true
+          ? JSON.stringify(result)
+          : [
+              `sealed ${values.name} (${size} bytes → ${sealedBytes} bytes)`,
+              `  sha384      ${sha384}`,
+              ...(versionId === undefined ? [] : [`  version id  ${versionId}`]),
+              `  load with   nitro-infer models load ${values.name} '${source}'`,
+              ...(toS3 && versionId === undefined
+                ? ['  warning     the bucket is not versioned: production loads need ?versionId=']
+                : []),
+            ].join('\n'),
+    };
+  } finally {
+    kms.destroy();
+    if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+interface Progress {
+  add(bytes: number): void;
+  done(): void;
+}
+
+/** A progress bar on stderr for large files when it is a terminal; silent otherwise. */
+function progressBar(total: number): Progress {
+  const enabled = process.stderr.isTTY === true && total > 8 * 1024 * 1024;
+  let seen = 0;
+  let last = -1;
+  return {
+    add(bytes) {
+      seen += bytes;
+      const percent = Math.floor((seen / total) * 100);
+      if (!enabled || percent === last) return;
+      last = percent;
+      const filled = Math.round(percent / 4);
+      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(25 - filled)}] ${percent}%`);
+    },
+    done() {
+      if (enabled) process.stderr.write('\n');
+    },
+  };
+}
+
+function counter(progress: Progress): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      progress.add(chunk.byteLength);
+      done(null, chunk);
+    },
+  });
+}

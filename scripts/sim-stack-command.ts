@@ -1,0 +1,173 @@
+/**
+ * `nitro-infer sim` — what `npm start` runs: the whole system on this machine. Simulated Nitro PKI
+ * and NSM, the KMS simulator with a key whose policy pins this checkout's PCR0, the enclave as a
+ * child process (in its own network namespace when possible), the parent on 127.0.0.1:8080, the
+ * example models sealed and loaded, and one self-check inference through the client SDK compared
+ * with onnxruntime-node run directly. Serves until Ctrl-C, which stops every child.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { parseArgs } from 'node:util';
+import ort from 'onnxruntime-node';
+import { pino } from 'pino';
+import { createClient } from '../client/index.ts';
+import { CliError } from '../shared/errors.ts';
+import { createSealStream } from '../shared/sealing/index.ts';
+import { exampleDenseModel, ocrClassifierModel } from '../sim/example-models.ts';
+import type { ExampleModel } from '../sim/example-models.ts';
+import { startLocalStack } from '../sim/local-stack.ts';
+import { SIM_HELP } from './sim-help.ts';
+
+export async function simStack(
+  args: readonly string[],
+  print: (line: string) => void,
+  stopped: Promise<void>,
+): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'state-dir': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
+  }
+  if (values.help === true) {
+    print(SIM_HELP);
+    return 0;
+  }
+  const portText = values.port ?? process.env.NITRO_INFER_HTTP_PORT ?? '8080';
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65_535)
+    throw new CliError('ERR_CLI_USAGE', `--port ${portText} is not a port`);
+  const state = path.resolve(values['state-dir'] ?? '.nitro-infer/sim');
+  // Unix socket paths live in the state directory; sun_path holds 107 bytes.
+  if (Buffer.byteLength(path.join(state, 'enclave.sock')) > 107) {
+    throw new CliError(
+      'ERR_CLI_USAGE',
+      `--state-dir ${state} is too long for Unix socket paths; choose a shorter one`,
+    );
+  }
+  await mkdir(path.join(state, 'models'), { recursive: true, mode: 0o700 });
+
+  const stack = await startLocalStack({
+    stateDirectory: state,
+    httpPort: Number(portText),
+    ...(values.host === undefined ? {} : { httpHost: values.host }),
+    logger: pino({ level: 'warn' }, pino.destination(path.join(state, 'parent.log'))),
+  });
+  try {
+    const models: ExampleModel[] = [exampleDenseModel()];
+    const ocr = await ocrClassifierModel();
+    if (ocr !== undefined) models.push(ocr);
+    const admin = { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' };
+    for (const model of models) {
+      const sha384 = createHash('sha384').update(model.bytes).digest('hex');
+      const sealer = createSealStream({
+        kms: stack.operator,
+        keyArn: stack.keyArn,
+        model: { name: model.name, sha384 },
+      });
+      Readable.from([model.bytes]).pipe(sealer);
+      const file = path.join(state, 'models', `${model.name}.sealed`);
+      await writeFile(file, await buffer(sealer));
+      await writeFile(path.join(state, `${model.name}-input.json`), `${JSON.stringify(model.request)}\n`);
+      const loaded = await fetch(`${stack.url}/admin/models/${model.name}`, {
+        method: 'PUT',
+        headers: admin,
+        body: JSON.stringify({ source: `file://${file}` }),
+      });
+      if (loaded.status !== 200)
+        throw new Error(`loading ${model.name} failed: ${loaded.status} ${await loaded.text()}`);
+    }
+
+    // Self-check: the SDK verifies the enclave, infers end to end, verifies the receipt; the
+    // outputs must equal onnxruntime-node run directly on the plaintext model.
+    const example = models[0] as ExampleModel;
+    const client = createClient({
+      endpoint: stack.url,
+      policy: {
+        pcrs: (await import('node:fs')).readFileSync(stack.files.pcrs, 'utf8'),
+        roots: [stack.pki.rootCertificate],
+      },
+    });
+    const result = await client.infer(example.name, example.request);
+    const session = await ort.InferenceSession.create(example.bytes);
+    const input = example.request.inputs[0]!;
+    const direct = await session.run({
+      [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape),
+    });
+    const expected = [...((Object.values(direct)[0] as ort.Tensor).data as Float32Array)];
+    const got = result.response.outputs[0]?.data as number[];
+    const difference = Math.max(
+      ...expected.map((value, index) => Math.abs(value - (got[index] ?? Number.NaN))),
+    );
+    await session.release();
+    if (!(difference <= 1e-5))
+      throw new Error(`self-check failed: outputs differ from onnxruntime-node by ${difference}`);
+
+    const relative = (file: string) => {
+      const shortened = path.relative(process.cwd(), file);
+      return shortened === '' || shortened.startsWith('..') ? file : shortened;
+    };
+    const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+    const inferCommand = `npx nitro-infer infer --endpoint ${stack.url} --model ${example.name} --input ${relative(path.join(state, `${example.name}-input.json`))} --pcrs ${relative(stack.files.pcrs)} --root ${relative(stack.files.root)}`;
+    if (values.json === true) {
+      print(
+        JSON.stringify({
+          ready: 'sim',
+          endpoint: stack.url,
+          pcrs: {
+            PCR0: hex(stack.measurements.pcr0),
+            PCR1: hex(stack.measurements.pcr1),
+            PCR2: hex(stack.measurements.pcr2),
+          },
+          files: { ...stack.files, state },
+          models: models.map((model) => model.name),
+          enclavePid: stack.enclave.pid,
+          isolatedNetwork: stack.enclave.isolated,
+          selfCheck: {
+            model: example.name,
+            maxDifference: difference,
+            receiptModelSha384: result.receipt.sha384,
+          },
+          inferCommand,
+        }),
+      );
+    } else {
+      print(
+        [
+          'nitro-infer local stack is up',
+          `  endpoint         ${stack.url}`,
+          `  PCR0             ${hex(stack.measurements.pcr0)}`,
+          `  PCR1             ${hex(stack.measurements.pcr1)}`,
+          `  PCR2             ${hex(stack.measurements.pcr2)}`,
+          `  enclave          pid ${stack.enclave.pid}${stack.enclave.isolated ? ', own network namespace (reaches only its sockets)' : ''}`,
+          `  models           ${models.map((model) => model.name).join(', ')} (sealed with ${stack.keyArn})`,
+          `  self-check       attested, inferred end to end, receipt verified; outputs equal onnxruntime-node (max diff ${difference})`,
+          `  state directory  ${relative(state)}  (simulated root: ${relative(stack.files.root)}, pcrs.json: ${relative(stack.files.pcrs)})`,
+          '',
+          'Try it:',
+          `  ${inferCommand}`,
+          `  npx nitro-infer attest --endpoint ${stack.url} --pcrs ${relative(stack.files.pcrs)} --root ${relative(stack.files.root)}`,
+          `  npx nitro-infer models list --endpoint ${stack.url} --token-file ${relative(stack.files.adminTokens)}`,
+          '',
+          'Ctrl-C stops everything.',
+        ].join('\n'),
+      );
+    }
+    await stopped;
+  } finally {
+    await stack.close();
+  }
+  return 0;
+}
