@@ -120,6 +120,19 @@ export async function simStack(
       return shortened === '' || shortened.startsWith('..') ? file : shortened;
     };
     const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+    // An operator's environment for `nitro-infer seal` against the simulated KMS.
+    const operatorEnv = path.join(state, 'operator.env');
+    await writeFile(
+      operatorEnv,
+      [
+        `export AWS_REGION=${stack.region}`,
+        `export AWS_ACCESS_KEY_ID=${stack.kms.info.accessKeyId}`,
+        `export AWS_SECRET_ACCESS_KEY=${stack.kms.info.secretAccessKey}`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const sealCommand = `(. ${relative(operatorEnv)} && npx nitro-infer seal model.onnx --name my-model --key ${stack.keyArn} --out my-model.sealed --kms-endpoint ${stack.kms.info.endpoint} --kms-ca ${relative(stack.kms.info.caCertPath)})`;
     const inferCommand = `npx nitro-infer infer --endpoint ${stack.url} --model ${example.name} --input ${relative(path.join(state, `${example.name}-input.json`))} --pcrs ${relative(stack.files.pcrs)} --root ${relative(stack.files.root)}`;
     if (values.json === true) {
       print(
@@ -141,6 +154,10 @@ export async function simStack(
             receiptModelSha384: result.receipt.sha384,
           },
           inferCommand,
+          sealCommand,
+          keyArn: stack.keyArn,
+          kms: { endpoint: stack.kms.info.endpoint, caCertPath: stack.kms.info.caCertPath, operatorEnv },
+          adminTokensFile: stack.files.adminTokens,
         }),
       );
     } else {
@@ -160,6 +177,10 @@ export async function simStack(
           `  ${inferCommand}`,
           `  npx nitro-infer attest --endpoint ${stack.url} --pcrs ${relative(stack.files.pcrs)} --root ${relative(stack.files.root)}`,
           `  npx nitro-infer models list --endpoint ${stack.url} --token-file ${relative(stack.files.adminTokens)}`,
+          '',
+          'Seal and load your own model (the simulated KMS releases its key only to this enclave):',
+          `  ${sealCommand}`,
+          `  npx nitro-infer models load my-model file://$PWD/my-model.sealed --endpoint ${stack.url} --token-file ${relative(stack.files.adminTokens)}`,
           '',
           'Ctrl-C stops everything.',
         ].join('\n'),

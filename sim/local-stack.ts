@@ -43,6 +43,8 @@ export interface LocalStackOptions {
   readonly logger?: Logger;
   readonly onEnclaveLine?: (line: string) => void;
   readonly isolateNetwork?: boolean;
+  /** Runs after the parent starts and before the enclave does (tests put a tap on the link here). */
+  readonly beforeEnclave?: () => Promise<void>;
 }
 
 /** A running local stack. */
@@ -204,6 +206,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
+    await options.beforeEnclave?.();
     await enclave.start();
     await parent.link.ready();
   } catch (error) {

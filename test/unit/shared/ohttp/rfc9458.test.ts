@@ -6,11 +6,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DhkemX25519HkdfSha256 } from '@hpke/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { OhttpGateway, encapsulateRequest } from '../../../../shared/ohttp/encapsulation.ts';
 import { decodeKeyConfig, encodeKeyConfig } from '../../../../shared/ohttp/key-config.ts';
 import { FIXTURES_DIR } from '../../../helpers/fixtures.ts';
 import { codeOf, codeOfAsync } from '../../../helpers/codes.ts';
+import { isNitroInferError } from '../../../../shared/errors.ts';
 
 const FILE = path.join(FIXTURES_DIR, 'ohttp', 'rfc9458-appendix-a.json');
 const HAVE = existsSync(FILE);
@@ -119,6 +121,44 @@ describe('OHTTP round trips with every supported AEAD', () => {
       expect(await codeOfAsync(() => otherGateway.decapsulate(encapsulated))).toBe('ERR_DECRYPT_FAILED');
     },
   );
+
+  it('fast-check: arbitrary requests, responses and key configs fail only with typed errors', async () => {
+    const kem = new DhkemX25519HkdfSha256();
+    const pair = await kem.generateKeyPair();
+    const publicKey = new Uint8Array(await kem.serializePublicKey(pair.publicKey));
+    const config = { keyId: 3, kemId: 0x20, publicKey, symmetricAlgorithms: [{ kdfId: 1, aeadId: 2 }] };
+    const gateway = await OhttpGateway.create(
+      config,
+      new Uint8Array(await kem.serializePrivateKey(pair.privateKey)),
+    );
+    const { opener } = await encapsulateRequest(config, new Uint8Array(1));
+    const typed = (error: unknown) => {
+      if (!isNitroInferError(error)) throw error;
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), fc.boolean(), async (bytes, validHeader) => {
+        const input =
+          validHeader && bytes.byteLength >= 7
+            ? Uint8Array.of(3, 0, 0x20, 0, 1, 0, 2, ...bytes.subarray(7))
+            : bytes;
+        await gateway.decapsulate(input).then(() => {
+          throw new Error('opened random bytes');
+        }, typed);
+        try {
+          opener.open(bytes);
+          throw new Error('opened random bytes');
+        } catch (error) {
+          typed(error);
+        }
+        try {
+          decodeKeyConfig(bytes);
+        } catch (error) {
+          typed(error);
+        }
+      }),
+      { numRuns: 400, interruptAfterTimeLimit: 4000 },
+    );
+  });
 
   it('refuses malformed key configs with exact codes', () => {
     const good = encodeKeyConfig({
