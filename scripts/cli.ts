@@ -11,6 +11,7 @@ import { SIM_HELP } from './sim-help.ts';
 import { ATTEST_REMOTE_HELP, attestRemote, infer } from './remote-commands.ts';
 import { seal } from './seal-command.ts';
 import { models } from './models-command.ts';
+import { policy } from './policy-command.ts';
 import { simKms } from './sim-kms-command.ts';
 import { enclaveCommand, parentCommand } from './serve-commands.ts';
 
@@ -30,6 +31,7 @@ Commands:
   infer                    one end-to-end encrypted V2 inference, receipt verified
   seal <model.onnx>        encrypt a model for the enclave (KMS + Encryption SDK), optionally to S3
   models list|load|unload  the parent's admin API
+  policy                   the KMS key policy that pins the build's PCRs
   sim                      the whole system on this machine (npm start)
   sim attest               one simulated attestation, written to files
   sim kms                  the KMS simulator alone
@@ -75,6 +77,8 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
         return await seal(rest);
       case 'models':
         return await models(rest);
+      case 'policy':
+        return await policy(rest);
       case undefined:
       case '--help':
       case '-h':

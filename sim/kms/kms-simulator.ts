@@ -247,6 +247,23 @@ class RequestHandler {
         };
         return { ...result, ...this.#release(plaintext, recipient) };
       }
+      case 'GenerateDataKeyWithoutPlaintext': {
+        // The operator creates a secret it never sees (the OHTTP cluster key): only an attested
+        // enclave's Decrypt with Recipient ever releases it.
+        const key = this.#key(input.KeyId);
+        const context = encryptionContext(input.EncryptionContext);
+        const size = dataKeySize(input);
+        this.#authorize('kms:GenerateDataKeyWithoutPlaintext', key, contextConditions(context));
+        const plaintext = randomBytes(size);
+        try {
+          return {
+            CiphertextBlob: this.#store.encrypt(key, plaintext, context).toString('base64'),
+            KeyId: key.arn,
+          };
+        } finally {
+          plaintext.fill(0);
+        }
+      }
       case 'Decrypt': {
         const context = encryptionContext(input.EncryptionContext);
         const recipient = this.#recipient(input.Recipient);
