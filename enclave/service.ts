@@ -5,9 +5,15 @@
  */
 import { verifyAttestation } from '../shared/attestation/index.ts';
 import { encodeUserData } from '../shared/binding.ts';
-import { InferenceError, LinkError } from '../shared/errors.ts';
+import { InferenceError, KmsError, LinkError } from '../shared/errors.ts';
 import type { NitroInferError } from '../shared/errors.ts';
 import { parseInferenceRequest } from '../shared/inference/v2.ts';
+import {
+  CLUSTER_KEY_BYTES,
+  CLUSTER_KEY_CONTEXT,
+  MAX_CLUSTER_KEY_BLOB_BYTES,
+  deriveClusterKeys,
+} from '../shared/cluster-key.ts';
 import { MAX_ENCAPSULATED_BYTES } from '../shared/ohttp/encapsulation.ts';
 import { InferenceGateway } from './gateway/inference-gateway.ts';
 import { OhttpKeys } from './gateway/ohttp-keys.ts';
@@ -80,11 +86,11 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
   const pool = new InferencePool(
     options.inferenceWorkers === undefined ? {} : { size: options.inferenceWorkers },
   );
-  const ohttpKeys = await OhttpKeys.fromKeyObject(keys.ohttp.keyConfig, keys.ohttp.privateKey);
+  const ohttpKeys = await OhttpKeys.fromKeyObject(keys.ohttp.keyConfig, keys.ohttp.privateKey, keys.receipts);
   const userData = () =>
     encodeUserData({
       ohttpKeyConfig: ohttpKeys.keyConfig,
-      receiptPublicKey: keys.receipts.publicKeyRaw,
+      receiptPublicKey: ohttpKeys.receipts.publicKeyRaw,
       models: models.list().map((model) => model.identity),
     });
   const kms = new AttestedKms({
@@ -121,7 +127,7 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     return {
       document,
       keyConfig: ohttpKeys.keyConfig,
-      receiptKey: keys.receipts.publicKeyRaw,
+      receiptKey: ohttpKeys.receipts.publicKeyRaw,
       models: models.list().map((model) => model.identity),
     };
   });
@@ -143,6 +149,46 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
 
   // Uploads belong to the connection that started them; a dropped connection abandons its uploads.
   const uploads = new Map<string, ModelUpload>();
+  // The OHTTP cluster key (DESIGN.md 7): a KMS blob only attested enclaves can open.
+  handlers.set('ohttp.key', async (fields) => {
+    const blob = fields.get('blob');
+    if (
+      !(blob instanceof Uint8Array) ||
+      blob.byteLength === 0 ||
+      blob.byteLength > MAX_CLUSTER_KEY_BLOB_BYTES
+    ) {
+      throw invalid(`ohttp.key needs a blob of 1 to ${MAX_CLUSTER_KEY_BLOB_BYTES} bytes`);
+    }
+    const released = await kms.decrypt({
+      CiphertextBlob: blob,
+      EncryptionContext: { ...CLUSTER_KEY_CONTEXT },
+    });
+    const secret = released.Plaintext;
+    try {
+      if (options.kms.allowedKeyArns !== undefined && !options.kms.allowedKeyArns.includes(released.KeyId)) {
+        throw new KmsError(
+          'ERR_KMS_ACCESS_DENIED',
+          'the cluster key is sealed with a key this enclave does not accept',
+        );
+      }
+      if (secret.byteLength !== CLUSTER_KEY_BYTES) throw invalid('the cluster key must be 32 bytes');
+      const cluster = deriveClusterKeys(secret);
+      const keyConfig = cluster.keyConfig;
+      try {
+        await ohttpKeys.install(keyConfig, cluster.ohttpSecret, {
+          privateKey: cluster.receiptPrivateKey,
+          publicKeyRaw: cluster.receiptPublicKey,
+        });
+      } finally {
+        cluster.ohttpSecret.fill(0);
+      }
+      options.log('info', 'ohttp.cluster_key_installed', { keyId: keyConfig[0] as number });
+      return { keyConfig };
+    } finally {
+      secret.fill(0);
+    }
+  });
+
   handlers.set('model.load', async (fields, connection) => {
     const name = requiredString(fields, 'name', 128);
     const size = fields.get('size');
@@ -191,7 +237,6 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     keys: ohttpKeys,
     pool,
     models,
-    receiptKey: keys.receipts.privateKey,
     ...(options.padResponses === undefined ? {} : { padResponses: options.padResponses }),
   });
   handlers.set('ohttp', async (fields) => {

@@ -16,6 +16,7 @@ import type { ParentApp } from './app.ts';
 import { parseArtifactSource } from './artifacts/artifact-source.ts';
 import { FileArtifactStore } from './artifacts/file-store.ts';
 import { S3ArtifactStore } from './artifacts/s3-store.ts';
+import { pushClusterKey } from './cluster-key.ts';
 import { CredentialPusher } from './credentials.ts';
 import { startKmsForwarder } from './kms-forwarder.ts';
 import type { KmsForwarder } from './kms-forwarder.ts';
@@ -116,9 +117,20 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
   });
   // Hooks run in registration order after each connect: credentials first, so reloads can call KMS.
   const credentials = new CredentialPusher(seams.credentials ?? fromNodeProviderChain(), link, log);
+  const fileStore = production ? undefined : new FileArtifactStore();
+  const parseSource = (source: string) =>
+    parseArtifactSource(source, { requireVersion: production, allowFile: !production });
+  if (config.clusterKey !== undefined) {
+    // After credentials (the enclave calls KMS for it), before model reloads.
+    const source = parseSource(config.clusterKey.source);
+    const store = source.kind === 's3' ? s3 : fileStore;
+    if (store === undefined)
+      throw new ConfigError('ERR_CONFIG_INVALID', 'clusterKey.source: file sources are for simulation only');
+    pushClusterKey(link, store, source, log);
+  }
   const models = new ModelRegistry({
     link,
-    stores: { s3, file: production ? undefined : new FileArtifactStore() },
+    stores: { s3, file: fileStore },
     log,
   });
   const metrics = new ParentMetrics();

@@ -12,6 +12,7 @@ import { ATTEST_REMOTE_HELP, attestRemote, infer } from './remote-commands.ts';
 import { seal } from './seal-command.ts';
 import { models } from './models-command.ts';
 import { policy } from './policy-command.ts';
+import { clusterKey } from './cluster-key-command.ts';
 import { simKms } from './sim-kms-command.ts';
 import { enclaveCommand, parentCommand } from './serve-commands.ts';
 
@@ -32,6 +33,7 @@ Commands:
   seal <model.onnx>        encrypt a model for the enclave (KMS + Encryption SDK), optionally to S3
   models list|load|unload  the parent's admin API
   policy                   the KMS key policy that pins the build's PCRs
+  cluster-key create       the OHTTP key shared by replicas (KMS-generated, never seen outside enclaves)
   sim                      the whole system on this machine (npm start)
   sim attest               one simulated attestation, written to files
   sim kms                  the KMS simulator alone
@@ -79,6 +81,8 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
         return await models(rest);
       case 'policy':
         return await policy(rest);
+      case 'cluster-key':
+        return await clusterKey(rest);
       case undefined:
       case '--help':
       case '-h':

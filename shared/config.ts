@@ -118,6 +118,10 @@ export const ParentConfigSchema = Type.Object(
       },
       { ...closed, default: {} },
     ),
+    /** The OHTTP cluster key's KMS blob (`nitro-infer cluster-key create`), for replicas behind one load balancer. */
+    clusterKey: Type.Optional(
+      Type.Object({ source: Type.String({ minLength: 1, maxLength: 2048 }) }, closed),
+    ),
     /** Simulation only: the parent forwards the enclave's KMS connections (vsock-proxy in production). */
     kmsForwarder: Type.Optional(
       Type.Object({ listen: Address, target: Type.String({ pattern: '^[A-Za-z0-9.-]+:\\d{1,5}$' }) }, closed),

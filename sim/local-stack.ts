@@ -11,6 +11,8 @@ import path from 'node:path';
 import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Logger } from 'pino';
+import { CLUSTER_KEY_BYTES, CLUSTER_KEY_CONTEXT } from '../shared/cluster-key.ts';
+import { buildKeyPolicy } from '../shared/key-policy.ts';
 import { resolveConfig, EnclaveConfigSchema, ParentConfigSchema } from '../shared/config.ts';
 import type { ParentConfig } from '../shared/config.ts';
 import { startParent } from '../parent/main.ts';
@@ -43,6 +45,10 @@ export interface LocalStackOptions {
   readonly logger?: Logger;
   readonly onEnclaveLine?: (line: string) => void;
   readonly isolateNetwork?: boolean;
+  /** Give the enclave an OHTTP cluster key (a KMS blob) instead of its ephemeral key. */
+  readonly clusterKey?: boolean | { readonly blobFile: string };
+  /** Another replica: share this stack's PKI, KMS simulator and key instead of starting new ones. */
+  readonly replicaOf?: LocalStack;
   /** Runs after the parent starts and before the enclave does (tests put a tap on the link here). */
   readonly beforeEnclave?: () => Promise<void>;
 }
@@ -65,40 +71,29 @@ export interface LocalStack {
     readonly pcrs: string;
     readonly pki: string;
     readonly adminTokens: string;
+    readonly clusterKey?: string;
   };
   close(): Promise<void>;
 }
 
-/** A key policy releasing data keys only to an enclave with this PCR0 (as `nitro-infer policy` writes). */
-export function attestationKeyPolicy(account: string, pcr0Hex: string): string {
-  const principal = { AWS: `arn:aws:iam::${account}:root` };
-  return JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'KeyAdministration',
-        Effect: 'Allow',
-        Principal: principal,
-        Action: ['kms:DescribeKey', 'kms:GetKeyPolicy', 'kms:PutKeyPolicy'],
-        Resource: '*',
-      },
-      {
-        Sid: 'Sealing',
-        Effect: 'Allow',
-        Principal: principal,
-        Action: ['kms:GenerateDataKey', 'kms:Encrypt'],
-        Resource: '*',
-      },
-      {
-        Sid: 'EnclaveDecrypt',
-        Effect: 'Allow',
-        Principal: principal,
-        Action: 'kms:Decrypt',
-        Resource: '*',
-        Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': pcr0Hex } },
-      },
-    ],
-  });
+/** The simulator's one caller (parent role, sealer and administrator at once). */
+export const LOCAL_PRINCIPAL = `arn:aws:iam::${LOCAL_ACCOUNT}:role/nitro-infer-simulation`;
+
+/** The key policy `nitro-infer policy` would print for this build, for the simulator to enforce. */
+export function localKeyPolicy(measurements: BootMeasurements): string {
+  const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+  return JSON.stringify(
+    buildKeyPolicy({
+      pcrs: new Map([
+        [0, hex(measurements.pcr0)],
+        [1, hex(measurements.pcr1)],
+        [2, hex(measurements.pcr2)],
+      ]),
+      keyAdministrators: [LOCAL_PRINCIPAL],
+      enclaveRole: LOCAL_PRINCIPAL,
+      sealerRole: LOCAL_PRINCIPAL,
+    }),
+  );
 }
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
@@ -112,7 +107,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     enclaveConfig: path.join(state, 'enclave.json'),
     parentConfig: path.join(state, 'parent.json'),
   };
-  const pki = await SimulatedNitroPki.openOrCreate(files.pki);
+  const shared = options.replicaOf;
+  const pki = shared?.pki ?? (await SimulatedNitroPki.openOrCreate(files.pki));
+  if (shared !== undefined) await writeFile(files.pki, JSON.stringify(pki.toJSON()), { mode: 0o600 });
   const measurements = await measureEnclaveCodeBundle(PROJECT_ROOT);
   const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
   await writeFile(files.root, pki.rootCertificatePem);
@@ -122,24 +119,40 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     `${JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: hex(measurements.pcr0), PCR1: hex(measurements.pcr1), PCR2: hex(measurements.pcr2) } }, null, 2)}\n`,
   );
 
-  const kms = await KmsSimulator.start({
-    stateDirectory: path.join(state, 'kms'),
-    attestationRoots: [pki.rootCertificate],
-    account: LOCAL_ACCOUNT,
-  });
+  const kms =
+    shared?.kms ??
+    (await KmsSimulator.start({
+      stateDirectory: path.join(state, 'kms'),
+      attestationRoots: [pki.rootCertificate],
+      account: LOCAL_ACCOUNT,
+      principalArn: LOCAL_PRINCIPAL,
+    }));
   const region = kms.info.region;
-  const operator = new KMS({
+  const operator: KMS = new KMS({
     region,
     endpoint: kms.info.endpoint,
     credentials: { accessKeyId: kms.info.accessKeyId, secretAccessKey: kms.info.secretAccessKey },
     requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: kms.caCertificatePem }) }),
   });
-  const keyArn = (
-    await operator.createKey({
-      Policy: attestationKeyPolicy(LOCAL_ACCOUNT, hex(measurements.pcr0)),
-      Description: 'nitro-infer local stack',
-    })
-  ).KeyMetadata!.Arn!;
+  const keyArn =
+    shared?.keyArn ??
+    (
+      await operator.createKey({
+        Policy: localKeyPolicy(measurements),
+        Description: 'nitro-infer local stack',
+      })
+    ).KeyMetadata!.Arn!;
+  let clusterKeyFile: string | undefined;
+  if (typeof options.clusterKey === 'object') clusterKeyFile = options.clusterKey.blobFile;
+  else if (options.clusterKey === true) {
+    clusterKeyFile = path.join(state, 'cluster-key.blob');
+    const generated = await operator.generateDataKeyWithoutPlaintext({
+      KeyId: keyArn,
+      NumberOfBytes: CLUSTER_KEY_BYTES,
+      EncryptionContext: { ...CLUSTER_KEY_CONTEXT },
+    });
+    await writeFile(clusterKeyFile, generated.CiphertextBlob!);
+  }
 
   let adminToken: string;
   try {
@@ -185,6 +198,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
               accessKeyId: options.s3.accessKeyId,
               secretAccessKey: options.s3.secretAccessKey,
             },
+      ...(clusterKeyFile === undefined ? {} : { clusterKey: { source: `file://${clusterKeyFile}` } }),
       kmsForwarder: { listen: `unix:${kmsSocket}`, target: `127.0.0.1:${new URL(kms.info.endpoint).port}` },
     },
     {},
@@ -213,7 +227,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await enclave.stop();
     await parent?.close();
     operator.destroy();
-    await kms.close();
+    if (shared === undefined) await kms.close();
     throw error;
   }
   const running = parent;
@@ -228,12 +242,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     operator,
     enclave,
     parent: running,
-    files: { root: files.root, pcrs: files.pcrs, pki: files.pki, adminTokens: files.adminTokens },
+    files: {
+      root: files.root,
+      pcrs: files.pcrs,
+      pki: files.pki,
+      adminTokens: files.adminTokens,
+      ...(clusterKeyFile === undefined ? {} : { clusterKey: clusterKeyFile }),
+    },
     close: async () => {
       await enclave.stop();
       await running.close();
       operator.destroy();
-      await kms.close();
+      if (shared === undefined) await kms.close();
     },
   };
 }

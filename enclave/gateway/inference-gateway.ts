@@ -5,7 +5,6 @@
  * the relay sees (it learns nothing else); everything after opening — bad JSON, unknown model,
  * failed inference — travels inside the encrypted response, invisible to the parent.
  */
-import type { KeyObject } from 'node:crypto';
 import { isNitroInferError } from '../../shared/errors.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
 import { parseInferenceRequest } from '../../shared/inference/v2.ts';
@@ -44,7 +43,6 @@ export interface InferenceGatewayOptions {
   readonly keys: OhttpKeys;
   readonly pool: InferencePool;
   readonly models: ModelManager;
-  readonly receiptKey: KeyObject;
   /** Pad responses to size buckets (on by default). */
   readonly padResponses?: boolean;
   readonly clock?: () => number;
@@ -107,7 +105,7 @@ export class InferenceGateway {
           time: (this.#options.clock ?? Date.now)(),
           keyConfigSha256: sha256(keyConfig),
         },
-        this.#options.receiptKey,
+        this.#options.keys.receipts.privateKey,
       );
       return json(200, content, [[RECEIPT_HEADER, receipt]]);
     }

@@ -9,23 +9,40 @@ import { OhttpGateway } from '../../shared/ohttp/encapsulation.ts';
 import type { DecapsulatedRequest } from '../../shared/ohttp/encapsulation.ts';
 import { decodeKeyConfig } from '../../shared/ohttp/key-config.ts';
 
+/** A receipt signing key: the private half and its raw public key. */
+export interface ReceiptKey {
+  readonly privateKey: KeyObject;
+  readonly publicKeyRaw: Uint8Array;
+}
+
 export class OhttpKeys {
   #keyConfig: Uint8Array;
   #gateway: OhttpGateway;
+  #receipts: ReceiptKey;
 
-  private constructor(keyConfig: Uint8Array, gateway: OhttpGateway) {
+  private constructor(keyConfig: Uint8Array, gateway: OhttpGateway, receipts: ReceiptKey) {
     this.#keyConfig = keyConfig;
     this.#gateway = gateway;
+    this.#receipts = receipts;
   }
 
-  /** From an X25519 KeyObject and its encoded key config. */
-  static async fromKeyObject(keyConfig: Uint8Array, privateKey: KeyObject): Promise<OhttpKeys> {
+  /** From an X25519 KeyObject with its encoded key config, and the receipt key. */
+  static async fromKeyObject(
+    keyConfig: Uint8Array,
+    privateKey: KeyObject,
+    receipts: ReceiptKey,
+  ): Promise<OhttpKeys> {
     const raw = rawPrivateKey(privateKey);
     try {
-      return new OhttpKeys(keyConfig, await OhttpGateway.create(decodeKeyConfig(keyConfig), raw));
+      return new OhttpKeys(keyConfig, await OhttpGateway.create(decodeKeyConfig(keyConfig), raw), receipts);
     } finally {
       raw.fill(0);
     }
+  }
+
+  /** The key receipts are signed with (bound in `user_data`). */
+  get receipts(): ReceiptKey {
+    return this.#receipts;
   }
 
   /** The key config clients encrypt to (bound in `user_data`). */
@@ -33,11 +50,12 @@ export class OhttpKeys {
     return this.#keyConfig;
   }
 
-  /** Replaces the key (the cluster key); `privateKeyRaw` is wiped by the caller. */
-  async install(keyConfig: Uint8Array, privateKeyRaw: Uint8Array): Promise<void> {
+  /** Replaces both keys (the cluster's); `privateKeyRaw` is wiped by the caller. */
+  async install(keyConfig: Uint8Array, privateKeyRaw: Uint8Array, receipts: ReceiptKey): Promise<void> {
     const gateway = await OhttpGateway.create(decodeKeyConfig(keyConfig), privateKeyRaw);
     this.#keyConfig = keyConfig;
     this.#gateway = gateway;
+    this.#receipts = receipts;
   }
 
   decapsulate(encapsulated: Uint8Array): Promise<DecapsulatedRequest> {
