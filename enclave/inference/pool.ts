@@ -15,7 +15,14 @@ import type {
 } from '../../shared/inference/v2.ts';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.ts';
 
-const WORKER_ENTRY = new URL('./worker-entry.js', import.meta.url);
+/** Set by the image's bundler (scripts/build-enclave.ts): the compiled worker beside the bundle. */
+declare const NITRO_INFER_BUNDLED_WORKER: string | undefined;
+
+// From sources the worker registers the TypeScript loader first; in the image it is plain JS.
+const WORKER_ENTRY =
+  typeof NITRO_INFER_BUNDLED_WORKER === 'string'
+    ? new URL(NITRO_INFER_BUNDLED_WORKER, import.meta.url)
+    : new URL('./worker-entry.js', import.meta.url);
 
 interface Pending {
   resolve(outputs: readonly FlatTensor[]): void;
