@@ -12,13 +12,20 @@ import { startEnclave } from './main.ts';
 try {
   const { values } = parseArgs({ options: { config: { type: 'string' } }, strict: true });
   const file = values.config ?? '/app/enclave.json';
-  const config = resolveConfig(EnclaveConfigSchema, JSON.parse(readFileSync(file, 'utf8')), process.env, file);
+  const config = resolveConfig(
+    EnclaveConfigSchema,
+    JSON.parse(readFileSync(file, 'utf8')),
+    process.env,
+    file,
+  );
   const runtime = await startEnclave(config);
   const stop = () => void runtime.close().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 } catch (error) {
   const code = isNitroInferError(error) ? error.code : 'ERR_INTERNAL';
-  process.stderr.write(`${JSON.stringify({ level: 'error', event: 'enclave.start_failed', code, reason: (error as Error).message.slice(0, 500) })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ level: 'error', event: 'enclave.start_failed', code, reason: (error as Error).message.slice(0, 500) })}\n`,
+  );
   process.exit(1);
 }

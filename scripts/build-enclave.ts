@@ -25,14 +25,19 @@ const common = {
   sourcemap: false,
   logLevel: 'warning',
   // Some bundled CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __nitroCreateRequire } from 'node:module'; const require = __nitroCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __nitroCreateRequire } from 'node:module'; const require = __nitroCreateRequire(import.meta.url);",
+  },
 } as const;
 
 /**
  * Bundles the enclave entry and the inference worker into `outdir`; `extraEntries` (tests) are
  * bundled the same way as the entry, worker location included.
  */
-export async function bundleEnclave(outdir: string, extraEntries: Record<string, string> = {}): Promise<void> {
+export async function bundleEnclave(
+  outdir: string,
+  extraEntries: Record<string, string> = {},
+): Promise<void> {
   await build({
     ...common,
     entryPoints: { main: 'enclave/entry.ts', ...extraEntries },

@@ -13,6 +13,7 @@ import { seal } from './seal-command.ts';
 import { models } from './models-command.ts';
 import { policy } from './policy-command.ts';
 import { clusterKey } from './cluster-key-command.ts';
+import { buildEif } from './build-eif-command.ts';
 import { simKms } from './sim-kms-command.ts';
 import { enclaveCommand, parentCommand } from './serve-commands.ts';
 
@@ -32,6 +33,7 @@ Commands:
   infer                    one end-to-end encrypted V2 inference, receipt verified
   seal <model.onnx>        encrypt a model for the enclave (KMS + Encryption SDK), optionally to S3
   models list|load|unload  the parent's admin API
+  build-eif                the enclave image and its PCRs (docker + nitro-cli)
   policy                   the KMS key policy that pins the build's PCRs
   cluster-key create       the OHTTP key shared by replicas (KMS-generated, never seen outside enclaves)
   sim                      the whole system on this machine (npm start)
@@ -83,6 +85,8 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
         return await policy(rest);
       case 'cluster-key':
         return await clusterKey(rest);
+      case 'build-eif':
+        return await buildEif(rest);
       case undefined:
       case '--help':
       case '-h':

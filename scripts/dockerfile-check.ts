@@ -25,8 +25,10 @@ export function checkDockerfile(text: string): string[] {
     if (/:latest(@|$)/.test(resolved)) problems.push(`FROM ${image} uses latest`);
     if (/alpine/i.test(resolved)) problems.push(`FROM ${image} is Alpine (musl): onnxruntime needs glibc`);
   }
-  if (!lines.some((line) => /^RUN\s.*\bnpm ci\b/.test(line))) problems.push('dependencies are not installed with npm ci');
-  if (lines.some((line) => /\bnpm (install|i)\b/.test(line))) problems.push('npm install ignores the lockfile');
+  if (!lines.some((line) => /^RUN\s.*\bnpm ci\b/.test(line)))
+    problems.push('dependencies are not installed with npm ci');
+  if (lines.some((line) => /\bnpm (install|i)\b/.test(line)))
+    problems.push('npm install ignores the lockfile');
   if (!lines.some((line) => line.includes('SOURCE_DATE_EPOCH') && /touch|rewrite-timestamp/.test(line))) {
     problems.push('file times are not fixed with SOURCE_DATE_EPOCH');
   }
@@ -40,7 +42,9 @@ export function checkDockerfile(text: string): string[] {
     problems.push('the final stage runs a package manager');
   }
   const entry = final.filter((line) => /^ENTRYPOINT\s/.test(line)).at(-1);
-  if (entry === undefined || !/^ENTRYPOINT\s+\[/.test(entry)) problems.push('no exec-form ENTRYPOINT in the final stage');
-  if (entry !== undefined && /tsx|\.ts"/.test(entry)) problems.push('the entry point runs TypeScript, not compiled JavaScript');
+  if (entry === undefined || !/^ENTRYPOINT\s+\[/.test(entry))
+    problems.push('no exec-form ENTRYPOINT in the final stage');
+  if (entry !== undefined && /tsx|\.ts"/.test(entry))
+    problems.push('the entry point runs TypeScript, not compiled JavaScript');
   return problems;
 }

@@ -6,7 +6,12 @@ import { InferencePool } from '../../enclave/inference/pool.ts';
 import { denseLayerModel } from '../../sim/onnx-builder.ts';
 
 const pool = new InferencePool({ size: 1 });
-await pool.load('probe', denseLayerModel('probe', Float32Array.from([1, 2, 3, 4]), Float32Array.from([0, 1])));
-const response = await pool.infer('probe', { inputs: [{ name: 'X', shape: [1, 2], datatype: 'FP32', data: [1, 1] }] });
+await pool.load(
+  'probe',
+  denseLayerModel('probe', Float32Array.from([1, 2, 3, 4]), Float32Array.from([0, 1])),
+);
+const response = await pool.infer('probe', {
+  inputs: [{ name: 'X', shape: [1, 2], datatype: 'FP32', data: [1, 1] }],
+});
 console.log(JSON.stringify(response.outputs[0]?.data));
 await pool.close();
