@@ -88,6 +88,15 @@ export default tseslint.config(
     },
   },
   {
+    files: ['infra/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        forbid(['enclave', 'parent', 'client', 'scripts', 'sim', 'test', 'transport'], ['onnxruntime-node']),
+      ],
+    },
+  },
+  {
     files: ['scripts/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', forbid(['test'], [])] },
   },

@@ -24,7 +24,8 @@ export interface KeyPolicyOptions {
 /** PCRs a key policy may pin, with their condition keys (PCR0 also as ImageSha384). */
 export const POLICY_PCRS = [0, 1, 2, 8] as const;
 
-const ADMIN_ACTIONS = [
+/** What key administrators may do: everything but use the key (AWS's default administrator set). */
+export const KEY_ADMIN_ACTIONS: readonly string[] = [
   'kms:Create*',
   'kms:Describe*',
   'kms:Enable*',
@@ -67,10 +68,7 @@ export function buildKeyPolicy(options: KeyPolicyOptions): Record<string, unknow
   }
   if (options.keyAdministrators.length === 0) throw new RangeError('name at least one key administrator');
 
-  const attestation: Record<string, string> = { 'kms:RecipientAttestation:ImageSha384': pcr0.toLowerCase() };
-  for (const [index, value] of [...options.pcrs].sort(([a], [b]) => a - b)) {
-    if (index !== 0) attestation[`kms:RecipientAttestation:PCR${index}`] = value.toLowerCase();
-  }
+  const attestation = attestationCondition(options.pcrs);
   const statements: Record<string, unknown>[] = [
     {
       Sid: 'KeyAdministration',
@@ -81,7 +79,7 @@ export function buildKeyPolicy(options: KeyPolicyOptions): Record<string, unknow
             ? options.keyAdministrators[0]
             : [...options.keyAdministrators],
       },
-      Action: ADMIN_ACTIONS,
+      Action: [...KEY_ADMIN_ACTIONS],
       Resource: '*',
     },
     {
@@ -108,4 +106,18 @@ export function buildKeyPolicy(options: KeyPolicyOptions): Record<string, unknow
     });
   }
   return { Version: '2012-10-17', Id: 'nitro-infer-attested-decrypt', Statement: statements };
+}
+
+/**
+ * The `StringEqualsIgnoreCase` condition block for attested Decrypt: PCR0 as
+ * `kms:RecipientAttestation:ImageSha384`, the others as `kms:RecipientAttestation:PCR<n>`.
+ */
+export function attestationCondition(pcrs: ReadonlyMap<number, string>): Record<string, string> {
+  const pcr0 = pcrs.get(0);
+  if (pcr0 === undefined) throw new RangeError('the policy needs PCR0 (the enclave image)');
+  const condition: Record<string, string> = { 'kms:RecipientAttestation:ImageSha384': pcr0.toLowerCase() };
+  for (const [index, value] of [...pcrs].sort(([a], [b]) => a - b)) {
+    if (index !== 0) condition[`kms:RecipientAttestation:PCR${index}`] = value.toLowerCase();
+  }
+  return condition;
 }

@@ -1,0 +1,226 @@
+/**
+ * The CDK app, synthesised (never deployed): each property DESIGN.md 7 and the ship issue ask for is
+ * asserted on the CloudFormation template.
+ */
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENCLAVE_CID, NitroInferStack, PARENT_PORT } from '../../../infra/stack.ts';
+
+const PCR0 = 'a'.repeat(96);
+const PCR1 = 'b'.repeat(96);
+const PCR2 = 'c'.repeat(96);
+let template: Template;
+
+beforeAll(() => {
+  const app = new App();
+  const stack = new NitroInferStack(app, 'Test', {
+    pcrs: new Map([
+      [0, PCR0],
+      [1, PCR1],
+      [2, PCR2],
+    ]),
+    keyAdminArns: ['arn:aws:iam::111122223333:role/deployer'],
+    sealerRoleArn: 'arn:aws:iam::111122223333:role/sealer',
+    certificateArn: 'arn:aws:acm:eu-west-1:111122223333:certificate/abc',
+    env: { account: '111122223333', region: 'eu-west-1' },
+  });
+  template = Template.fromStack(stack);
+}, 60_000);
+
+function resources(type: string): Record<string, { Properties: Record<string, unknown> }> {
+  return template.findResources(type) as Record<string, { Properties: Record<string, unknown> }>;
+}
+
+describe('infrastructure', () => {
+  it('has a multi-tier VPC: public, private with egress, isolated subnets', () => {
+    const subnets = Object.values(resources('AWS::EC2::Subnet'));
+    const tiers = subnets.map(
+      (subnet) =>
+        (subnet.Properties.Tags as { Key: string; Value: string }[]).find(
+          (tag) => tag.Key === 'aws-cdk:subnet-name',
+        )?.Value,
+    );
+    expect(new Set(tiers)).toEqual(new Set(['public', 'instances', 'isolated']));
+    expect(subnets.filter((subnet) => subnet.Properties.MapPublicIpOnLaunch === true)).toHaveLength(2);
+  });
+
+  it('has network ACLs per tier that admit only the API and HTTPS', () => {
+    template.resourceCountIs('AWS::EC2::NetworkAcl', 3);
+    template.hasResourceProperties('AWS::EC2::NetworkAclEntry', {
+      Egress: false,
+      PortRange: { From: PARENT_PORT, To: PARENT_PORT },
+      RuleAction: 'allow',
+    });
+    const entries = Object.values(resources('AWS::EC2::NetworkAclEntry'));
+    // Nothing from the internet on every protocol and port: "all traffic" only within the VPC.
+    const openToAll = entries.filter(
+      (entry) => entry.Properties.Protocol === -1 && entry.Properties.CidrBlock === '0.0.0.0/0',
+    );
+    expect(openToAll).toEqual([]);
+    const fromInternet = entries.filter(
+      (entry) => entry.Properties.Egress === false && entry.Properties.CidrBlock === '0.0.0.0/0',
+    );
+    expect(fromInternet.map((entry) => entry.Properties.PortRange)).toEqual(
+      expect.arrayContaining([
+        { From: 443, To: 443 },
+        { From: 1024, To: 65535 },
+      ]),
+    );
+    expect(
+      fromInternet.every((entry) =>
+        [443, 1024].includes((entry.Properties.PortRange as { From: number }).From),
+      ),
+    ).toBe(true);
+  });
+
+  it('security groups: the ALB takes 443 from anywhere; instances take the API from the ALB only', () => {
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      GroupDescription: Match.stringLikeRegexp('^ALB'),
+      SecurityGroupIngress: [Match.objectLike({ CidrIp: '0.0.0.0/0', FromPort: 443, ToPort: 443 })],
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      FromPort: PARENT_PORT,
+      ToPort: PARENT_PORT,
+      SourceSecurityGroupId: Match.anyValue(),
+    });
+    const ingress = Object.values(resources('AWS::EC2::SecurityGroup')).flatMap(
+      (group) =>
+        (group.Properties.SecurityGroupIngress as { CidrIp?: string; FromPort?: number }[] | undefined) ?? [],
+    );
+    expect(ingress.filter((rule) => rule.CidrIp === '0.0.0.0/0').map((rule) => rule.FromPort)).toEqual([443]);
+  });
+
+  it('AWS WAF with managed rule groups and a rate limit is attached to the ALB', () => {
+    template.hasResourceProperties('AWS::WAFv2::WebACL', {
+      Scope: 'REGIONAL',
+      Rules: Match.arrayWith([
+        Match.objectLike({
+          Statement: {
+            ManagedRuleGroupStatement: Match.objectLike({
+              Name: 'AWSManagedRulesCommonRuleSet',
+              VendorName: 'AWS',
+            }),
+          },
+        }),
+        Match.objectLike({
+          Statement: {
+            ManagedRuleGroupStatement: Match.objectLike({ Name: 'AWSManagedRulesKnownBadInputsRuleSet' }),
+          },
+        }),
+        Match.objectLike({ Statement: { RateBasedStatement: Match.objectLike({ AggregateKeyType: 'IP' }) } }),
+      ]),
+    });
+    template.hasResourceProperties('AWS::WAFv2::WebACLAssociation', {
+      ResourceArn: { Ref: Match.stringLikeRegexp('LoadBalancer') },
+    });
+  });
+
+  it('the artifacts bucket is versioned, KMS-encrypted, private and TLS-only', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: Match.anyValue() },
+          }),
+        ],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('VPC endpoints: a gateway for S3, interfaces for KMS and Secrets Manager', () => {
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Gateway',
+      ServiceName: Match.objectLike({}),
+    });
+    const services = Object.values(resources('AWS::EC2::VPCEndpoint')).map((endpoint) =>
+      JSON.stringify(endpoint.Properties.ServiceName),
+    );
+    expect(services.some((name) => name.includes('.s3'))).toBe(true);
+    expect(services.some((name) => name.includes('.kms'))).toBe(true);
+    expect(services.some((name) => name.includes('.secretsmanager'))).toBe(true);
+  });
+
+  it('the attestation key rotates, and only the instance role decrypts, only with the pinned PCRs', () => {
+    const keys = Object.values(resources('AWS::KMS::Key')).filter((key) =>
+      String(key.Properties.Description).includes('pinned PCRs'),
+    );
+    expect(keys).toHaveLength(1);
+    const key = keys[0]!.Properties;
+    expect(key.EnableKeyRotation).toBe(true);
+    const statements = (
+      key.KeyPolicy as {
+        Statement: { Sid: string; Action: string | string[]; Principal: unknown; Condition?: unknown }[];
+      }
+    ).Statement;
+    const decrypting = statements.filter((statement) =>
+      [statement.Action].flat().some((action) => action === 'kms:Decrypt' || action === 'kms:*'),
+    );
+    expect(decrypting.map((statement) => statement.Sid)).toEqual(['EnclaveDecryptWithAttestation']);
+    expect(decrypting[0]!.Condition).toEqual({
+      StringEqualsIgnoreCase: {
+        'kms:RecipientAttestation:ImageSha384': PCR0,
+        'kms:RecipientAttestation:PCR1': PCR1,
+        'kms:RecipientAttestation:PCR2': PCR2,
+      },
+    });
+    expect(JSON.stringify(decrypting[0]!.Principal)).toContain('InstanceRole');
+    expect(JSON.stringify(statements)).not.toContain(':root');
+  });
+
+  it('admin tokens live in Secrets Manager; CloudTrail validates its log files', () => {
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      GenerateSecretString: Match.objectLike({ PasswordLength: 48 }),
+    });
+    template.hasResourceProperties('AWS::CloudTrail::Trail', {
+      EnableLogFileValidation: true,
+      IsLogging: true,
+    });
+  });
+
+  it('an Auto Scaling group of enclave-enabled instances behind the ALB, health-checked on /v2/health/ready', () => {
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({
+        EnclaveOptions: { Enabled: true },
+        MetadataOptions: Match.objectLike({ HttpTokens: 'required' }),
+      }),
+    });
+    const launchTemplate = Object.values(resources('AWS::EC2::LaunchTemplate'))[0]!;
+    const userData = JSON.stringify(
+      (launchTemplate.Properties.LaunchTemplateData as { UserData: unknown }).UserData,
+    );
+    for (const step of [
+      'aws-nitro-enclaves-cli',
+      'run-enclave.sh',
+      `--cid ${ENCLAVE_CID}`,
+      'install-parent.sh',
+      'nitro-infer-parent.service',
+    ]) {
+      expect(userData).toContain(step);
+    }
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
+      MinSize: '2',
+      MaxSize: '6',
+      HealthCheckType: 'ELB',
+    });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: PARENT_PORT,
+      HealthCheckPath: '/v2/health/ready',
+    });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS' });
+  });
+});
