@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DhkemX25519HkdfSha256 } from '@hpke/core';
+import { NodeDhkemX25519HkdfSha256 as DhkemX25519HkdfSha256 } from '../shared/ohttp/node-primitives.ts';
 import ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { OhttpGateway, encapsulateRequest } from '../shared/ohttp/encapsulation.ts';

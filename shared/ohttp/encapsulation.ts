@@ -1,5 +1,6 @@
 /**
- * Oblivious HTTP request and response encapsulation (RFC 9458 sections 4.3–4.4) on `@hpke/core`:
+ * Oblivious HTTP request and response encapsulation (RFC 9458 sections 4.3–4.4) on `@hpke/core`
+ * (with node:crypto primitives underneath, node-primitives.ts):
  * DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, and AES-128-GCM, AES-256-GCM or ChaCha20-Poly1305.
  * The response key is plain RFC 5869 HKDF over `enc ‖ response_nonce` (node:crypto's hkdfSync —
  * `@hpke/core`'s extract refuses the 48-byte salt), and the response AEAD uses that nonce directly.
@@ -7,11 +8,12 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { CipherGCMTypes, webcrypto } from 'node:crypto';
-import { Aes128Gcm, Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
-import { Chacha20Poly1305 } from '@hpke/chacha20poly1305';
+import { CipherSuite } from '@hpke/core';
+import type { AeadId } from '@hpke/common';
 import { OhttpError } from '../errors.ts';
 import { HPKE_AEAD, HPKE_KDF, HPKE_KEM, X25519_PUBLIC_KEY_BYTES } from './key-config.ts';
 import type { KeyConfig } from './key-config.ts';
+import { NodeAead, NodeDhkemX25519HkdfSha256, NodeHkdfSha256 } from './node-primitives.ts';
 
 /** `key_id(1) ‖ kem_id(2) ‖ kdf_id(2) ‖ aead_id(2)`. */
 export const REQUEST_HEADER_BYTES = 7;
@@ -37,14 +39,20 @@ const AEADS: ReadonlyMap<number, AeadSpec> = new Map([
   [HPKE_AEAD.CHACHA20_POLY1305, { keyBytes: 32, nonceBytes: 12, nodeName: 'chacha20-poly1305' }],
 ]);
 
+const SUITES = new Map<number, CipherSuite>();
+
+/** One suite per AEAD, on node:crypto primitives (see node-primitives.ts for why). */
 function suiteFor(aeadId: number): CipherSuite {
-  const aead =
-    aeadId === HPKE_AEAD.AES_128_GCM
-      ? new Aes128Gcm()
-      : aeadId === HPKE_AEAD.AES_256_GCM
-        ? new Aes256Gcm()
-        : new Chacha20Poly1305();
-  return new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead });
+  let suite = SUITES.get(aeadId);
+  if (suite === undefined) {
+    suite = new CipherSuite({
+      kem: new NodeDhkemX25519HkdfSha256(),
+      kdf: new NodeHkdfSha256(),
+      aead: new NodeAead(aeadId as AeadId),
+    });
+    SUITES.set(aeadId, suite);
+  }
+  return suite;
 }
 
 function requestHeader(keyId: number, kdfId: number, aeadId: number): Uint8Array {

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DhkemX25519HkdfSha256 } from '@hpke/core';
+import { NodeDhkemX25519HkdfSha256 as DhkemX25519HkdfSha256 } from '../../../../shared/ohttp/node-primitives.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { OhttpGateway, encapsulateRequest } from '../../../../shared/ohttp/encapsulation.ts';
