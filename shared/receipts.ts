@@ -9,7 +9,7 @@
  */
 import { createHash, createPublicKey, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { decodeCbor, encodeDeterministicCbor } from './cbor.ts';
+import { decodeCbor, encodeCbor } from './cbor.ts';
 import { ClientError, isNitroInferError } from './errors.ts';
 
 /** The HTTP response header (inside the encryption) that carries the receipt. */
@@ -37,25 +37,48 @@ export function sha256(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest());
 }
 
-function payloadOf(receipt: Receipt): Uint8Array {
-  return encodeDeterministicCbor(
+/**
+ * The payload in deterministic CBOR (RFC 8949 section 4.2.1). The keys are written already in
+ * deterministic order (shortest encoded key first, then bytewise) and every value has one
+ * preferred encoding, so the fast encoder yields exactly the deterministic bytes — the tests
+ * compare it with cbor2's canonical encoder on random receipts. (cbor2's canonical encoder costs
+ * ~330 µs per receipt here, cbor-x ~16 µs.)
+ */
+export function encodeReceiptPayload(receipt: Receipt): Uint8Array {
+  return encodeCbor(
     new Map<string, unknown>([
       ['v', 1],
+      // cbor-x writes numbers above 2^32 as floats and BigInts always as 8-byte integers, which is
+      // the shortest form exactly for values above 2^32.
+      ['time', receipt.time > 0xffff_ffff ? BigInt(receipt.time) : receipt.time],
       ['model', receipt.model],
       ['sha384', receipt.sha384],
       ['request', receipt.requestSha256],
       ['response', receipt.responseSha256],
-      ['time', receipt.time],
       ['keyConfig', receipt.keyConfigSha256],
     ]),
   );
 }
 
+/** Verification keys by raw bytes, so a client does not re-import the attested key per response. */
+const publicKeys = new Map<string, KeyObject>();
+
+function receiptPublicKey(raw: Uint8Array): KeyObject {
+  const x = Buffer.from(raw).toString('base64url');
+  let key = publicKeys.get(x);
+  if (key === undefined) {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+    if (publicKeys.size > 64) publicKeys.clear();
+    publicKeys.set(x, key);
+  }
+  return key;
+}
+
 /** Signs a receipt with the enclave's Ed25519 key; returns the header value. */
 export function signReceipt(receipt: Receipt, privateKey: KeyObject): string {
-  const payload = payloadOf(receipt);
+  const payload = encodeReceiptPayload(receipt);
   const signature = sign(null, Buffer.concat([DOMAIN, payload]), privateKey);
-  return Buffer.from(encodeDeterministicCbor([payload, new Uint8Array(signature)])).toString('base64url');
+  return Buffer.from(encodeCbor([payload, new Uint8Array(signature)])).toString('base64url');
 }
 
 /** What a verifier may insist on. */
@@ -100,11 +123,9 @@ export function verifyReceipt(
   const [payload, signature] = outer as [Uint8Array, Uint8Array];
   if (publicKeyRaw.byteLength !== 32 || signature.byteLength !== 64)
     throw invalid('wrong key or signature size');
-  const publicKey = createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyRaw).toString('base64url') },
-    format: 'jwk',
-  });
-  if (!verify(null, Buffer.concat([DOMAIN, payload]), publicKey, signature)) throw invalid('bad signature');
+  if (!verify(null, Buffer.concat([DOMAIN, payload]), receiptPublicKey(publicKeyRaw), signature)) {
+    throw invalid('bad signature');
+  }
   if (!(fields instanceof Map) || fields.get('v') !== 1) throw invalid('unknown version');
   const text = (name: string) => {
     const value = (fields as Map<string, unknown>).get(name);
