@@ -9,7 +9,8 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { ParentConfig } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
-import { connectTransport } from '../transport/index.ts';
+import { parseTransportAddress } from '../shared/transport-address.ts';
+import { checkVsockSupport, connectTransport } from '../transport/index.ts';
 import { AdminTokens } from './admin-tokens.ts';
 import { buildParentApp } from './app.ts';
 import type { ParentApp } from './app.ts';
@@ -59,6 +60,8 @@ export function parentLogger(level: ParentConfig['logLevel'], destination?: Node
 
 export async function startParent(config: ParentConfig, seams: ParentSeams = {}): Promise<ParentRuntime> {
   const production = config.mode === 'production';
+  // Fail at start-up, with the fallback named, rather than on the first reconnect.
+  if (parseTransportAddress(config.enclave.address).kind === 'vsock') checkVsockSupport();
   if (production && (config.s3.accessKeyId !== undefined || config.s3.secretAccessKey !== undefined)) {
     throw new ConfigError(
       'ERR_CONFIG_INVALID',
