@@ -4,6 +4,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
+    // Several files start real processes (enclaves, Ceph, the whole stack); on a 2-core machine
+    // running them side by side only makes each slower and its timeouts flakier.
+    fileParallelism: false,
     hookTimeout: 60_000,
     coverage: {
       provider: 'v8',

@@ -9,7 +9,7 @@ import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,8 +59,23 @@ async function waitFor(
   throw new Error(`RADOS Gateway setup: ${what} did not come up within ${timeoutMs} ms (logs in ${log})`);
 }
 
-/** Starts mon + osd + rgw; resolves once the S3 user exists. */
+/**
+ * Starts mon + osd + rgw; resolves once the S3 user exists. On a loaded 2-core machine a daemon can
+ * be slow to come up: one more attempt with fresh ports before giving up, with the daemon logs'
+ * last lines in the error.
+ */
 export async function startRadosGateway(): Promise<RadosGateway> {
+  try {
+    return await startOnce();
+  } catch (first) {
+    console.warn(
+      `RADOS Gateway: first start failed, retrying once: ${(first as Error).message.slice(0, 2000)}`,
+    );
+    return startOnce();
+  }
+}
+
+async function startOnce(): Promise<RadosGateway> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'nitro-infer-rgw-'));
   for (const folder of ['mon', 'osd', 'run', 'log', 'rgw']) await mkdir(path.join(directory, folder));
   const monPort = await freePort();
@@ -118,6 +133,14 @@ rgw data = ${directory}/rgw
     for (const child of children.reverse()) await stop(child);
     await rm(directory, { recursive: true, force: true });
   };
+  const logTail = async () => {
+    const tails: string[] = [];
+    for (const name of ['mon.a', 'osd.0', 'client.rgw.a']) {
+      const text = await readFile(path.join(directory, 'log', `${name}.log`), 'utf8').catch(() => '');
+      tails.push(`--- ${name}.log\n${text.split('\n').slice(-15).join('\n')}`);
+    }
+    return tails.join('\n');
+  };
   try {
     await run('monmaptool', [
       '--create',
@@ -140,10 +163,10 @@ rgw data = ${directory}/rgw
     await ceph('osd', 'create');
     await run('ceph-osd', ['-c', conf, '-i', '0', '--mkfs']);
     daemon('ceph-osd', ['-i', '0']);
-    await waitFor(async () => /1 up/.test((await ceph('osd', 'stat')).stdout), 'the OSD', 30_000, directory);
+    await waitFor(async () => /1 up/.test((await ceph('osd', 'stat')).stdout), 'the OSD', 90_000, directory);
     const gateway = daemon('radosgw', ['-n', 'client.rgw.a']);
     const endpoint = `http://127.0.0.1:${rgwPort}`;
-    await waitFor(async () => (await fetch(endpoint)).status > 0, 'the gateway', 60_000, directory);
+    await waitFor(async () => (await fetch(endpoint)).status > 0, 'the gateway', 90_000, directory);
     const accessKeyId = `NITRO${randomUUID().replace(/-/g, '').slice(0, 15).toUpperCase()}`;
     const secretAccessKey = randomUUID() + randomUUID();
     await run('radosgw-admin', [
@@ -164,7 +187,8 @@ rgw data = ${directory}/rgw
     ]);
     return { endpoint, accessKeyId, secretAccessKey, stopGateway: () => stop(gateway), stop: cleanup };
   } catch (error) {
+    const logs = await logTail();
     await cleanup();
-    throw error;
+    throw new Error(`${(error as Error).message}\n${logs}`);
   }
 }

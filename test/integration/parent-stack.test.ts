@@ -110,7 +110,7 @@ describe.skipIf(!installed)('parent + enclave + KMS simulator + RADOS Gateway', 
     versions.second = await sealAndPut('dense.sealed', 'dense', dense(2, 8, 4));
     // ~16 MB of weights: long enough to kill the enclave while it streams in.
     versions.large = await sealAndPut('large.sealed', 'large', dense(3, 2048, 2048));
-  }, 120_000);
+  }, 420_000);
 
   afterAll(async () => {
     s3?.destroy();
