@@ -18,3 +18,4 @@ const handlers = new Map<string, LinkHandler>([
 const server = net.createServer((socket) => new LinkServer(handlers, () => {}).accept(socket));
 server.listen(socketPath, () => console.log('ready'));
 process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));

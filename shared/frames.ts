@@ -99,9 +99,17 @@ export class FrameDecoder {
       if (first.byteLength === count) this.#chunks.shift();
       else this.#chunks[0] = first.subarray(count);
     } else {
-      const all = Buffer.concat(this.#chunks, this.#buffered);
-      result = all.subarray(0, count);
-      this.#chunks = all.byteLength > count ? [all.subarray(count)] : [];
+      // Join only the chunks this frame spans: joining everything buffered would copy the
+      // frames behind it again for every frame (quadratic when many large frames are queued).
+      let spanned = 0;
+      let chunkCount = 0;
+      while (spanned < count) spanned += (this.#chunks[chunkCount++] as Buffer).byteLength;
+      const joined = Buffer.concat(this.#chunks.slice(0, chunkCount), spanned);
+      result = joined.subarray(0, count);
+      this.#chunks =
+        spanned > count
+          ? [joined.subarray(count), ...this.#chunks.slice(chunkCount)]
+          : this.#chunks.slice(chunkCount);
     }
     this.#buffered -= count;
     return result;
