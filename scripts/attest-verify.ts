@@ -86,7 +86,11 @@ function parseOrUsage(args: readonly string[]) {
   }
 }
 
-async function policyFromFlags(values: Flags): Promise<VerifyAttestationOptions> {
+/** `--pcrs <nitro-cli json>` and repeated `--expect-pcr <i>=<hex>`, merged (the CLI's one reader). */
+export async function expectedPcrsFromFlags(values: {
+  pcrs?: string | undefined;
+  'expect-pcr'?: string[] | undefined;
+}): Promise<Map<number, Uint8Array>> {
   const pcrs = new Map<number, Uint8Array>();
   if (values.pcrs !== undefined) {
     for (const [index, value] of parseNitroCliMeasurements(await readText(values.pcrs)))
@@ -102,6 +106,11 @@ async function policyFromFlags(values: Flags): Promise<VerifyAttestationOptions>
     for (const [index, value] of normalizeExpectedPcrs({ [match[1] as string]: match[2] as string }))
       pcrs.set(index, value);
   }
+  return pcrs;
+}
+
+async function policyFromFlags(values: Flags): Promise<VerifyAttestationOptions> {
+  const pcrs = await expectedPcrsFromFlags(values);
   const roots: Uint8Array[] = [];
   for (const file of values.root ?? []) roots.push(...pemCertificates(await readText(file), file));
   return {

@@ -1,9 +1,8 @@
 /** Flags every verb that talks to an enclave shares: the endpoint and the verification policy. */
-import { normalizeExpectedPcrs, parseNitroCliMeasurements } from '../shared/attestation/index.ts';
 import { CliError } from '../shared/errors.ts';
 import { createClient } from '../client/index.ts';
 import type { ClientPolicy, NitroInferClient } from '../client/index.ts';
-import { pemCertificates, readText } from './attest-verify.ts';
+import { expectedPcrsFromFlags, pemCertificates, readText } from './attest-verify.ts';
 import { parseDuration } from './cli-input.ts';
 
 export const CLIENT_FLAGS = {
@@ -37,20 +36,7 @@ export async function clientFromFlags(values: ClientFlagValues): Promise<NitroIn
   if (endpoint === undefined || !/^https?:\/\//.test(endpoint)) {
     throw new CliError('ERR_CLI_USAGE', '--endpoint <http(s)://host:port> is required');
   }
-  const pcrs = new Map<number, Uint8Array>();
-  if (values.pcrs !== undefined)
-    for (const [index, value] of parseNitroCliMeasurements(await readText(values.pcrs)))
-      pcrs.set(index, value);
-  for (const expectation of values['expect-pcr'] ?? []) {
-    const match = /^(\d{1,2})=(?:0x)?([0-9a-fA-F]+)$/.exec(expectation);
-    if (match === null)
-      throw new CliError(
-        'ERR_CLI_USAGE',
-        `--expect-pcr takes <index>=<hex>, got ${JSON.stringify(expectation)}`,
-      );
-    for (const [index, value] of normalizeExpectedPcrs({ [match[1] as string]: match[2] as string }))
-      pcrs.set(index, value);
-  }
+  const pcrs = await expectedPcrsFromFlags(values);
   if (pcrs.size === 0)
     throw new CliError('ERR_CLI_USAGE', 'pin the enclave: --pcrs <pcrs.json> or --expect-pcr 0=<hex>');
   const roots: Uint8Array[] = [];

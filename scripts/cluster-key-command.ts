@@ -5,16 +5,12 @@
  * obtain it with an attested Decrypt. Point every parent's `clusterKey.source` at the output.
  */
 import { writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { KMS } from '@aws-sdk/client-kms';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { readFile } from 'node:fs/promises';
 import { CLUSTER_KEY_BYTES, CLUSTER_KEY_CONTEXT } from '../shared/cluster-key.ts';
 import { CliError } from '../shared/errors.ts';
 import type { CommandOutput } from './cli-output.ts';
+import { operatorKms, uploadToS3 } from './operator-aws.ts';
 
 export const CLUSTER_KEY_HELP = `Usage: nitro-infer cluster-key create --key <kms key arn> --out <file|s3://bucket/key> [options]
 
@@ -60,14 +56,7 @@ export async function clusterKey(args: readonly string[]): Promise<CommandOutput
     throw new CliError('ERR_CLI_USAGE', '--key and --out are required');
   const region = values.region ?? process.env.AWS_REGION;
   if (region === undefined) throw new CliError('ERR_CLI_USAGE', '--region (or AWS_REGION) is required');
-  const ca = values['kms-ca'] === undefined ? undefined : await readFile(values['kms-ca'], 'utf8');
-  const kms = new KMS({
-    region,
-    ...(values['kms-endpoint'] === undefined ? {} : { endpoint: values['kms-endpoint'] }),
-    ...(ca === undefined
-      ? {}
-      : { requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca }) }) }),
-  });
+  const kms = await operatorKms(region, values['kms-endpoint'], values['kms-ca']);
   try {
     const generated = await kms.generateDataKeyWithoutPlaintext({
       KeyId: values.key,
@@ -77,25 +66,12 @@ export async function clusterKey(args: readonly string[]): Promise<CommandOutput
     const blob = generated.CiphertextBlob as Uint8Array;
     let source = `file://${path.resolve(values.out)}`;
     if (values.out.startsWith('s3://')) {
-      const url = new URL(values.out);
-      const s3 = new S3Client({
-        region,
-        ...(values['s3-endpoint'] === undefined
-          ? {}
-          : { endpoint: values['s3-endpoint'], forcePathStyle: true }),
-      });
-      try {
-        const put = await s3.send(
-          new PutObjectCommand({
-            Bucket: url.hostname,
-            Key: decodeURIComponent(url.pathname.slice(1)),
-            Body: blob,
-          }),
-        );
-        source = `${values.out}${put.VersionId === undefined ? '' : `?versionId=${encodeURIComponent(put.VersionId)}`}`;
-      } finally {
-        s3.destroy();
-      }
+      source = (
+        await uploadToS3(values.out, blob, {
+          region,
+          ...(values['s3-endpoint'] === undefined ? {} : { endpoint: values['s3-endpoint'] }),
+        })
+      ).source;
     } else {
       await writeFile(values.out, blob, { mode: 0o644 });
     }

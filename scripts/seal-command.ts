@@ -6,19 +6,16 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import https from 'node:https';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { KMS } from '@aws-sdk/client-kms';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { CliError } from '../shared/errors.ts';
 import { createSealStream } from '../shared/sealing/index.ts';
 import type { CommandOutput } from './cli-output.ts';
+import { operatorKms, uploadToS3 } from './operator-aws.ts';
 
 export const SEAL_HELP = `Usage: nitro-infer seal <model.onnx> --name <name> --key <kms key> --out <file|s3://bucket/key> [options]
 
@@ -82,14 +79,7 @@ export async function seal(args: readonly string[]): Promise<CommandOutput> {
   await pipeline(createReadStream(modelFile), counter(progress), hash);
   const sha384 = hash.digest('hex');
 
-  const ca = values['kms-ca'] === undefined ? undefined : await readFile(values['kms-ca'], 'utf8');
-  const kms = new KMS({
-    region,
-    ...(values['kms-endpoint'] === undefined ? {} : { endpoint: values['kms-endpoint'] }),
-    ...(ca === undefined
-      ? {}
-      : { requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca }) }) }),
-  });
+  const kms = await operatorKms(region, values['kms-endpoint'], values['kms-ca']);
   const out = values.out as string;
   const toS3 = out.startsWith('s3://');
   const scratch = toS3 ? await mkdtemp(path.join(os.tmpdir(), 'nitro-infer-seal-')) : undefined;
@@ -109,32 +99,18 @@ export async function seal(args: readonly string[]): Promise<CommandOutput> {
     progress.done();
     let versionId: string | undefined;
     const sealedBytes = (await stat(sealedFile)).size;
+    let uploadedSource: string | undefined;
     if (toS3) {
-      const url = new URL(out);
-      const s3 = new S3Client({
+      const uploaded = await uploadToS3(out, createReadStream(sealedFile), {
         region,
-        ...(values['s3-endpoint'] === undefined
-          ? {}
-          : { endpoint: values['s3-endpoint'], forcePathStyle: true }),
+        ...(values['s3-endpoint'] === undefined ? {} : { endpoint: values['s3-endpoint'] }),
+        contentLength: sealedBytes,
+        contentType: 'application/vnd.nitro-infer.sealed-model',
       });
-      try {
-        const put = await s3.send(
-          new PutObjectCommand({
-            Bucket: url.hostname,
-            Key: decodeURIComponent(url.pathname.slice(1)),
-            Body: createReadStream(sealedFile),
-            ContentLength: sealedBytes,
-            ContentType: 'application/vnd.nitro-infer.sealed-model',
-          }),
-        );
-        versionId = put.VersionId;
-      } finally {
-        s3.destroy();
-      }
+      versionId = uploaded.versionId;
+      uploadedSource = uploaded.source;
     }
-    const source = toS3
-      ? `${out}${versionId === undefined ? '' : `?versionId=${encodeURIComponent(versionId)}`}`
-      : `file://${path.resolve(out)}`;
+    const source = uploadedSource ?? `file://${path.resolve(out)}`;
     const result = {
       name: values.name,
       sha384,

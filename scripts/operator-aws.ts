@@ -1,0 +1,56 @@
+/**
+ * AWS clients of the operator's verbs (`seal`, `cluster-key create`): KMS with an optional endpoint
+ * and extra CA (the simulator's, for `npm start`), and uploads to S3 that report the version id.
+ * Credentials come from the standard provider chain.
+ */
+import { readFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { KMS } from '@aws-sdk/client-kms';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
+/** The KMS client for `--region`, `--kms-endpoint` and `--kms-ca`. */
+export async function operatorKms(region: string, endpoint?: string, caFile?: string): Promise<KMS> {
+  const ca = caFile === undefined ? undefined : await readFile(caFile, 'utf8');
+  return new KMS({
+    region,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(ca === undefined
+      ? {}
+      : { requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca }) }) }),
+  });
+}
+
+/**
+ * Uploads to `s3://bucket/key` and returns the source string to load it by: with `?versionId=`
+ * when the bucket is versioned (production parents accept nothing else).
+ */
+export async function uploadToS3(
+  target: string,
+  body: Uint8Array | Readable,
+  options: { region: string; endpoint?: string; contentLength?: number; contentType?: string },
+): Promise<{ source: string; versionId?: string }> {
+  const url = new URL(target);
+  const s3 = new S3Client({
+    region: options.region,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint, forcePathStyle: true }),
+  });
+  try {
+    const put = await s3.send(
+      new PutObjectCommand({
+        Bucket: url.hostname,
+        Key: decodeURIComponent(url.pathname.slice(1)),
+        Body: body,
+        ...(options.contentLength === undefined ? {} : { ContentLength: options.contentLength }),
+        ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
+      }),
+    );
+    const versionId = put.VersionId;
+    return versionId === undefined
+      ? { source: target }
+      : { source: `${target}?versionId=${encodeURIComponent(versionId)}`, versionId };
+  } finally {
+    s3.destroy();
+  }
+}
