@@ -25,6 +25,8 @@ export interface RadosGateway {
   readonly endpoint: string;
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
+  /** Adds an S3 user with the given keys (e.g. an operator whose keys also sign KMS requests). */
+  createUser(uid: string, accessKeyId: string, secretAccessKey: string): Promise<void>;
   /** Stops the gateway only (an S3 outage); {@link stop} still cleans up. */
   stopGateway(): Promise<void>;
   stop(): Promise<void>;
@@ -185,7 +187,32 @@ rgw data = ${directory}/rgw
       '--secret-key',
       secretAccessKey,
     ]);
-    return { endpoint, accessKeyId, secretAccessKey, stopGateway: () => stop(gateway), stop: cleanup };
+    const createUser = async (uid: string, userAccessKey: string, userSecret: string) => {
+      await run('radosgw-admin', [
+        '-c',
+        conf,
+        '-n',
+        'client.rgw.a',
+        'user',
+        'create',
+        '--uid',
+        uid,
+        '--display-name',
+        uid,
+        '--access-key',
+        userAccessKey,
+        '--secret-key',
+        userSecret,
+      ]);
+    };
+    return {
+      endpoint,
+      accessKeyId,
+      secretAccessKey,
+      createUser,
+      stopGateway: () => stop(gateway),
+      stop: cleanup,
+    };
   } catch (error) {
     const logs = await logTail();
     await cleanup();

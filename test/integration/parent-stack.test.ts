@@ -5,7 +5,9 @@
  * the right statuses, reconnects, reloads, and serves again without a restart of its own.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -17,9 +19,11 @@ import { createSealStream } from '../../shared/sealing/index.ts';
 import { startLocalStack } from '../../sim/local-stack.ts';
 import type { LocalStack } from '../../sim/local-stack.ts';
 import { denseLayerModel } from '../../sim/onnx-builder.ts';
+import { PROJECT_ROOT } from '../helpers/fixtures.ts';
 import { RADOS_INSTALL_COMMAND, radosGatewayInstalled, startRadosGateway } from '../helpers/rados-gateway.ts';
 import type { RadosGateway } from '../helpers/rados-gateway.ts';
 
+const run = promisify(execFile);
 const installed = radosGatewayInstalled();
 if (!installed && process.env.CI === 'true') {
   throw new Error(
@@ -139,6 +143,79 @@ describe.skipIf(!installed)('parent + enclave + KMS simulator + RADOS Gateway', 
     // The attestation binds the loaded model list, served beside it.
     const attestation = await call(`/v1/attestation?nonce=${randomBytes(32).toString('hex')}`);
     expect(attestation.json.models).toEqual([{ name: 'dense', sha384: digests[versions.first!] }]);
+  });
+
+  it('`nitro-infer seal --out s3://…` uploads a version that loads by the printed source', async () => {
+    // The operator's keys sign both KMS (simulator) and S3 (gateway) requests, as one IAM identity would.
+    await gateway.createUser('operator', stack.kms.info.accessKeyId, stack.kms.info.secretAccessKey);
+    await s3.putBucketPolicy({
+      Bucket: 'models',
+      Policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Principal: { AWS: ['arn:aws:iam:::user/operator'] },
+            Action: ['s3:PutObject'],
+            Resource: ['arn:aws:s3:::models/*'],
+          },
+          {
+            Effect: 'Allow',
+            Principal: { AWS: ['arn:aws:iam:::user/nitro-infer'] },
+            Action: ['s3:GetObject', 's3:GetObjectVersion'],
+            Resource: ['arn:aws:s3:::models/*'],
+          },
+        ],
+      }),
+    });
+    const model = path.join(directory, 'cli-model.onnx');
+    const bytes = dense(4, 8, 4);
+    await writeFile(model, bytes);
+    const { stdout } = await run(
+      process.execPath,
+      [
+        path.join(PROJECT_ROOT, 'bin', 'nitro-infer.js'),
+        'seal',
+        model,
+        '--name',
+        'cli-model',
+        '--key',
+        stack.keyArn,
+        '--out',
+        's3://models/cli-model.sealed',
+        '--kms-endpoint',
+        stack.kms.info.endpoint,
+        '--kms-ca',
+        stack.kms.info.caCertPath,
+        '--s3-endpoint',
+        gateway.endpoint,
+        '--json',
+      ],
+      {
+        env: {
+          ...process.env,
+          AWS_REGION: stack.region,
+          AWS_ACCESS_KEY_ID: stack.kms.info.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: stack.kms.info.secretAccessKey,
+        },
+      },
+    );
+    const sealed = JSON.parse(stdout) as { source: string; versionId: string; sha384: string };
+    expect(sealed.source).toBe(
+      `s3://models/cli-model.sealed?versionId=${encodeURIComponent(sealed.versionId)}`,
+    );
+    expect(sealed.sha384).toBe(createHash('sha384').update(bytes).digest('hex'));
+    const loaded = await load('cli-model', sealed.source);
+    expect(loaded.status).toBe(200);
+    expect((loaded.json.model as { description: { sha384: string } }).description.sha384).toBe(sealed.sha384);
+    expect(
+      (
+        await call('/admin/models/cli-model', {
+          method: 'DELETE',
+          headers: { authorization: admin().authorization },
+        })
+      ).status,
+    ).toBe(200);
   });
 
   it('a missing object or version is a clear 404, and nothing changes', async () => {
