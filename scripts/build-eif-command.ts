@@ -8,9 +8,10 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { parseNitroCliMeasurements } from '../shared/attestation/index.ts';
 import { CliError } from '../shared/errors.ts';
+import { parseFlags } from './cli-input.ts';
 import type { CommandOutput } from './cli-output.ts';
 
 const run = promisify(execFile);
@@ -51,23 +52,17 @@ async function git(args: string[], cwd: string): Promise<string | undefined> {
 }
 
 export async function buildEif(args: readonly string[], cwd = process.cwd()): Promise<CommandOutput> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      strict: true,
-      options: {
-        region: { type: 'string' },
-        output: { type: 'string' },
-        'signing-certificate': { type: 'string' },
-        'private-key': { type: 'string' },
-        check: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
-  }
+  const { values } = parseFlags(
+    args,
+    {
+      region: { type: 'string' },
+      output: { type: 'string' },
+      'signing-certificate': { type: 'string' },
+      'private-key': { type: 'string' },
+      check: { type: 'boolean' },
+    },
+    false,
+  );
   if (values.help === true) return { exitCode: 0, stdout: BUILD_EIF_HELP };
   if ((values['signing-certificate'] === undefined) !== (values['private-key'] === undefined)) {
     throw new CliError('ERR_CLI_USAGE', '--signing-certificate and --private-key go together');

@@ -3,6 +3,10 @@
  * times and durations.
  */
 import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { MAX_ATTESTATION_DOCUMENT_BYTES } from '../shared/attestation/index.ts';
 import { CliError } from '../shared/errors.ts';
 
@@ -85,5 +89,28 @@ export async function readJsonInput(file: string, stdin: () => Promise<Buffer>):
     return JSON.parse(content.toString('utf8'));
   } catch {
     throw new CliError('ERR_CLI_INPUT', `${file} is not JSON`);
+  }
+}
+
+/**
+ * Parses a verb's flags strictly (unknown flags are errors) with `-h/--help` added; a parse error
+ * is `ERR_CLI_USAGE`. One place for what every verb needs.
+ */
+export function parseFlags<O extends ParseArgsOptionsConfig>(
+  args: readonly string[],
+  options: O,
+  allowPositionals = false,
+) {
+  try {
+    return parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals,
+      options: { ...options, help: { type: 'boolean', short: 'h' } } as O & {
+        help: { type: 'boolean'; short: 'h' };
+      },
+    });
+  } catch (error) {
+    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
   }
 }

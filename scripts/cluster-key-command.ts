@@ -6,9 +6,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CLUSTER_KEY_BYTES, CLUSTER_KEY_CONTEXT } from '../shared/cluster-key.ts';
 import { CliError } from '../shared/errors.ts';
+import { parseFlags } from './cli-input.ts';
 import type { CommandOutput } from './cli-output.ts';
 import { operatorKms, uploadToS3 } from './operator-aws.ts';
 
@@ -29,26 +29,18 @@ Options:
   -h, --help             show this help`;
 
 export async function clusterKey(args: readonly string[]): Promise<CommandOutput> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: true,
-      options: {
-        key: { type: 'string' },
-        out: { type: 'string' },
-        region: { type: 'string' },
-        'kms-endpoint': { type: 'string' },
-        'kms-ca': { type: 'string' },
-        's3-endpoint': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      key: { type: 'string' },
+      out: { type: 'string' },
+      region: { type: 'string' },
+      'kms-endpoint': { type: 'string' },
+      'kms-ca': { type: 'string' },
+      's3-endpoint': { type: 'string' },
+    },
+    true,
+  );
   if (values.help === true) return { exitCode: 0, stdout: CLUSTER_KEY_HELP };
   if (positionals[0] !== 'create' || positionals.length !== 1)
     throw new CliError('ERR_CLI_USAGE', 'usage: nitro-infer cluster-key create …');

@@ -1,8 +1,8 @@
 /** `nitro-infer models load|unload|list`: the parent's admin API with a bearer token. */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { CliError, ERROR_CODES, NitroInferError } from '../shared/errors.ts';
 import type { ErrorCode } from '../shared/errors.ts';
+import { parseFlags } from './cli-input.ts';
 import type { CommandOutput } from './cli-output.ts';
 
 export const MODELS_HELP = `Usage: nitro-infer models list                 --endpoint <url> [--token-file <file>]
@@ -22,23 +22,15 @@ Options:
 const KNOWN: ReadonlySet<string> = new Set(ERROR_CODES);
 
 export async function models(args: readonly string[]): Promise<CommandOutput> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: true,
-      options: {
-        endpoint: { type: 'string' },
-        'token-file': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      endpoint: { type: 'string' },
+      'token-file': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
   if (values.help === true || positionals.length === 0)
     return { exitCode: values.help === true ? 0 : 2, stdout: MODELS_HELP };
   const endpoint = (values.endpoint ?? process.env.NITRO_INFER_ENDPOINT)?.replace(/\/+$/, '');

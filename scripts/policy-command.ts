@@ -2,11 +2,11 @@
  * `nitro-infer policy --pcrs build/pcrs.json --key-admin <arn> --role <parent role arn> [--sealer <arn>]`:
  * prints the KMS key policy that releases data keys only to an enclave with the build's PCRs.
  */
-import { parseArgs } from 'node:util';
 import { parseNitroCliMeasurements } from '../shared/attestation/index.ts';
 import { CliError } from '../shared/errors.ts';
 import { buildKeyPolicy } from '../shared/key-policy.ts';
 import { readText } from './attest-verify.ts';
+import { parseFlags } from './cli-input.ts';
 import type { CommandOutput } from './cli-output.ts';
 
 export const POLICY_HELP = `Usage: nitro-infer policy --pcrs <pcrs.json> --key-admin <arn> --role <arn> [--sealer <arn>] [--pcr <list>]
@@ -27,23 +27,17 @@ Options:
 Apply it: aws kms put-key-policy --key-id <key> --policy-name default --policy file://policy.json`;
 
 export async function policy(args: readonly string[]): Promise<CommandOutput> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      strict: true,
-      options: {
-        pcrs: { type: 'string' },
-        'key-admin': { type: 'string', multiple: true },
-        role: { type: 'string' },
-        sealer: { type: 'string' },
-        pcr: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
-  }
+  const { values } = parseFlags(
+    args,
+    {
+      pcrs: { type: 'string' },
+      'key-admin': { type: 'string', multiple: true },
+      role: { type: 'string' },
+      sealer: { type: 'string' },
+      pcr: { type: 'string' },
+    },
+    false,
+  );
   if (values.help === true) return { exitCode: 0, stdout: POLICY_HELP };
   if (values.pcrs === undefined) throw new CliError('ERR_CLI_USAGE', '--pcrs <pcrs.json> is required');
   if (values['key-admin'] === undefined) throw new CliError('ERR_CLI_USAGE', '--key-admin <arn> is required');

@@ -3,9 +3,8 @@
  * enclave behind a parent) and `infer` (one end-to-end encrypted V2 inference).
  */
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { CliError } from '../shared/errors.ts';
-import { readJsonInput } from './cli-input.ts';
+import { parseFlags, readJsonInput } from './cli-input.ts';
 import type { CommandOutput } from './cli-output.ts';
 import { CLIENT_FLAGS, CLIENT_FLAGS_HELP, clientFromFlags } from './client-flags.ts';
 
@@ -41,21 +40,10 @@ function parse(
   args: readonly string[],
   extra: Record<string, { type: 'string' | 'boolean'; short?: string }>,
 ) {
-  try {
-    return parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...CLIENT_FLAGS,
-        ...extra,
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values as Record<string, string | boolean | string[] | undefined>;
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
-  }
+  return parseFlags(args, { ...CLIENT_FLAGS, ...extra, json: { type: 'boolean' } }).values as Record<
+    string,
+    string | boolean | string[] | undefined
+  >;
 }
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');

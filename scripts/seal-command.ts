@@ -11,9 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseArgs } from 'node:util';
 import { CliError } from '../shared/errors.ts';
 import { createSealStream } from '../shared/sealing/index.ts';
+import { parseFlags } from './cli-input.ts';
 import type { CommandOutput } from './cli-output.ts';
 import { operatorKms, uploadToS3 } from './operator-aws.ts';
 
@@ -37,28 +37,20 @@ Options:
 Credentials come from the standard AWS provider chain (environment, profile, instance role).`;
 
 export async function seal(args: readonly string[]): Promise<CommandOutput> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: true,
-      options: {
-        name: { type: 'string' },
-        key: { type: 'string' },
-        out: { type: 'string' },
-        region: { type: 'string' },
-        'kms-endpoint': { type: 'string' },
-        'kms-ca': { type: 'string' },
-        's3-endpoint': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      name: { type: 'string' },
+      key: { type: 'string' },
+      out: { type: 'string' },
+      region: { type: 'string' },
+      'kms-endpoint': { type: 'string' },
+      'kms-ca': { type: 'string' },
+      's3-endpoint': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
   if (values.help === true) return { exitCode: 0, stdout: SEAL_HELP };
   if (positionals.length !== 1) throw new CliError('ERR_CLI_USAGE', 'expected exactly one model file');
   for (const flag of ['name', 'key', 'out'] as const) {

@@ -5,9 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import type { Static, TSchema } from 'typebox';
 import { EnclaveConfigSchema, ParentConfigSchema, environmentVariables } from '../shared/config.ts';
 import { CliError } from '../shared/errors.ts';
+import { parseFlags } from './cli-input.ts';
 import { loadConfigFile } from './config-file.ts';
 
 export const ENCLAVE_HELP = `Usage: nitro-infer enclave [--config <file.json|file.yaml>]
@@ -26,16 +27,35 @@ S3 artifact loading, credential pushes and, in simulation, the KMS forwarder.
 Environment variables override the file:
   ${environmentVariables(ParentConfigSchema).join('\n  ')}`;
 
-function options(args: readonly string[]): { config?: string; help?: boolean } {
-  try {
-    return parseArgs({
-      args: [...args],
-      strict: true,
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-    }).values;
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
+/**
+ * The common start of both verbs: `--help`, or the config file resolved with the environment.
+ * Resolves to undefined when only help was asked for.
+ */
+async function configOrHelp<S extends TSchema>(
+  args: readonly string[],
+  schema: S,
+  help: string,
+  print: (line: string) => void,
+): Promise<Static<S> | undefined> {
+  const { values } = parseFlags(args, { config: { type: 'string', short: 'c' } });
+  if (values.help === true) {
+    print(help);
+    return undefined;
   }
+  return loadConfigFile(schema, values.config);
+}
+
+/** Serves until `stopped`, then closes. */
+async function serve(
+  runtime: { close(): Promise<void> },
+  ready: object,
+  print: (line: string) => void,
+  stopped: Promise<void>,
+) {
+  print(JSON.stringify({ ...ready, pid: process.pid }));
+  await stopped;
+  await runtime.close();
+  return 0;
 }
 
 /** Serves the enclave until `stopped`. */
@@ -44,12 +64,8 @@ export async function enclaveCommand(
   print: (line: string) => void,
   stopped: Promise<void>,
 ): Promise<number> {
-  const values = options(args);
-  if (values.help === true) {
-    print(ENCLAVE_HELP);
-    return 0;
-  }
-  const config = await loadConfigFile(EnclaveConfigSchema, values.config);
+  const config = await configOrHelp(args, EnclaveConfigSchema, ENCLAVE_HELP, print);
+  if (config === undefined) return 0;
   let simulated;
   if (config.nsm === 'simulated') {
     if (config.simulation === undefined)
@@ -68,10 +84,7 @@ export async function enclaveCommand(
   // Each side's code loads only when that side runs (the CLI's other verbs stay fast).
   const { startEnclave } = await import('../enclave/main.ts');
   const runtime = await startEnclave(config, simulated === undefined ? {} : { simulated });
-  print(JSON.stringify({ ready: 'enclave', address: runtime.address, pid: process.pid }));
-  await stopped;
-  await runtime.close();
-  return 0;
+  return serve(runtime, { ready: 'enclave', address: runtime.address }, print, stopped);
 }
 
 /** Serves the parent until `stopped`. */
@@ -80,16 +93,9 @@ export async function parentCommand(
   print: (line: string) => void,
   stopped: Promise<void>,
 ): Promise<number> {
-  const values = options(args);
-  if (values.help === true) {
-    print(PARENT_HELP);
-    return 0;
-  }
-  const config = await loadConfigFile(ParentConfigSchema, values.config);
+  const config = await configOrHelp(args, ParentConfigSchema, PARENT_HELP, print);
+  if (config === undefined) return 0;
   const { startParent } = await import('../parent/main.ts');
   const runtime = await startParent(config);
-  print(JSON.stringify({ ready: 'parent', url: runtime.url, pid: process.pid }));
-  await stopped;
-  await runtime.close();
-  return 0;
+  return serve(runtime, { ready: 'parent', url: runtime.url }, print, stopped);
 }

@@ -10,7 +10,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { createClient } from '../client/index.ts';
@@ -19,6 +18,7 @@ import { createSealStream } from '../shared/sealing/index.ts';
 import { exampleDenseModel, ocrClassifierModel } from '../sim/example-models.ts';
 import type { ExampleModel } from '../sim/example-models.ts';
 import { startLocalStack } from '../sim/local-stack.ts';
+import { parseFlags } from './cli-input.ts';
 import { SIM_HELP } from './sim-help.ts';
 
 export async function simStack(
@@ -26,22 +26,16 @@ export async function simStack(
   print: (line: string) => void,
   stopped: Promise<void>,
 ): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      strict: true,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'state-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new CliError('ERR_CLI_USAGE', (error as Error).message);
-  }
+  const { values } = parseFlags(
+    args,
+    {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'state-dir': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
   if (values.help === true) {
     print(SIM_HELP);
     return 0;
