@@ -249,14 +249,22 @@ export function createClient(options: ClientOptions): NitroInferClient {
   return new NitroInferClient(options);
 }
 
+/** Reads a response body, refusing more than MAX_RESPONSE_BYTES as it streams in (chunked replies too). */
 async function readBody(reply: Response): Promise<Uint8Array> {
-  const declared = Number(reply.headers.get('content-length') ?? '0');
-  if (declared > MAX_RESPONSE_BYTES)
-    throw new ClientError('ERR_CLIENT_REQUEST_FAILED', 'the response is too large');
-  const bytes = new Uint8Array(await reply.arrayBuffer());
-  if (bytes.byteLength > MAX_RESPONSE_BYTES)
-    throw new ClientError('ERR_CLIENT_REQUEST_FAILED', 'the response is too large');
-  return bytes;
+  const tooLarge = () => new ClientError('ERR_CLIENT_REQUEST_FAILED', 'the response is too large');
+  if (Number(reply.headers.get('content-length') ?? '0') > MAX_RESPONSE_BYTES) throw tooLarge();
+  if (reply.body === null) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const part of reply.body as unknown as AsyncIterable<Uint8Array>) {
+    total += part.byteLength;
+    if (total > MAX_RESPONSE_BYTES) {
+      await reply.body.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    parts.push(part);
+  }
+  return new Uint8Array(Buffer.concat(parts, total));
 }
 
 function parseModels(value: unknown): ModelIdentity[] {

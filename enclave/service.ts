@@ -116,6 +116,9 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
 
   const handlers = new Map<string, LinkHandler>();
   handlers.set('status', async () => ({ ready: true, models: models.list().map(describeModel) }));
+  // The current key config alone, for RFC 9540 discovery: no NSM round trip per request (clients
+  // still verify it through an attestation before use).
+  handlers.set('ohttp.config', async () => ({ keyConfig: ohttpKeys.keyConfig }));
 
   handlers.set('attest', async (fields) => {
     const nonce = optionalBytes(fields, 'nonce', MIN_NONCE_BYTES, MAX_NONCE_BYTES);

@@ -55,7 +55,7 @@ export const attestationRoutes: FastifyPluginAsyncTypebox<{ link: EnclaveLink }>
     '/.well-known/ohttp-gateway',
     { schema: { response: { 200: BinaryReply, ...ERROR_REPLIES } } },
     async (_request, reply) => {
-      const fields = await link.request('attest', {});
+      const fields = await link.request('ohttp.config', {});
       const config = fields.get('keyConfig');
       if (!(config instanceof Uint8Array)) throw new Error('the enclave sent no key config');
       // RFC 9540 section 3: each key configuration prefixed with its 2-byte length.

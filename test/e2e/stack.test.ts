@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, verifyReceipt } from '../../client/index.ts';
 import type { ClientPolicy } from '../../client/index.ts';
 import { createSealStream } from '../../shared/sealing/index.ts';
-import { encodeKeyConfig, HPKE_KEM } from '../../shared/ohttp/key-config.ts';
+import { decodeKeyConfigList, encodeKeyConfig, HPKE_KEM } from '../../shared/ohttp/key-config.ts';
 import { exampleDenseModel, ocrClassifierModel } from '../../sim/example-models.ts';
 import type { ExampleModel } from '../../sim/example-models.ts';
 import { startLocalStack } from '../../sim/local-stack.ts';
@@ -133,6 +133,11 @@ describe('end to end through the local stack', () => {
     expect(attestation.models.map((model) => model.name).sort()).toEqual(
       models.map((model) => model.name).sort(),
     );
+    // RFC 9540 discovery serves the same key config the attestation binds.
+    const keys = await fetch(`${stack.url}/.well-known/ohttp-gateway`);
+    expect(keys.headers.get('content-type')).toBe('application/ohttp-keys');
+    const [served] = decodeKeyConfigList(new Uint8Array(await keys.arrayBuffer()));
+    expect(Buffer.from(served!).equals(Buffer.from(attestation.keyConfigBytes))).toBe(true);
     for (const model of models) {
       const result = await client.infer(model.name, model.request);
       const expected = await direct(model);

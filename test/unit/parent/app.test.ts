@@ -34,6 +34,7 @@ beforeAll(async () => {
     return { body: Uint8Array.from(body).reverse() };
   });
   enclave.handlers.set('status', async () => ({ models: [] }));
+  enclave.handlers.set('ohttp.config', async () => ({ keyConfig: new Uint8Array([0x01, 0x00, 0x20]) }));
   enclave.handlers.set('credentials', async () => ({}));
   enclave.handlers.set('attest', async () => ({
     document: new Uint8Array([1, 2, 3]),
