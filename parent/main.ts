@@ -153,8 +153,18 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     parseSource: (source) =>
       parseArtifactSource(source, { requireVersion: production, allowFile: !production }),
   });
+  let url: string;
+  try {
+    url = await app.listen({ host: config.http.host, port: config.http.port });
+  } catch (error) {
+    // Nothing may keep running after a failed start (the caller exits with the reason).
+    credentials.close();
+    await app.close();
+    s3.close();
+    await forwarder?.close();
+    throw listenFailure(error, config.http.host, config.http.port);
+  }
   link.start();
-  const url = await app.listen({ host: config.http.host, port: config.http.port });
   logger.info(
     { event: 'parent.listening', url, enclave: config.enclave.address, mode: config.mode },
     'parent.listening',
@@ -172,4 +182,19 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
       await forwarder?.close();
     },
   };
+}
+
+/** A failed listen as an error that says which address and what to do. */
+function listenFailure(error: unknown, host: string, port: number): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `${host}:${port} is already in use; pick another port (http.port or NITRO_INFER_HTTP_PORT; for the local stack, --port N)`,
+    );
+  }
+  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    return new ConfigError('ERR_CONFIG_INVALID', `cannot listen on ${host}:${port} (${code})`);
+  }
+  return error as Error;
 }

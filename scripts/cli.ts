@@ -17,11 +17,22 @@ import { buildEif } from './build-eif-command.ts';
 import { simKms } from './sim-kms-command.ts';
 import { enclaveCommand, parentCommand } from './serve-commands.ts';
 
-/** Resolves on the first SIGINT or SIGTERM, for verbs that serve until stopped. */
+/** Exit status after a second signal: 128 + SIGINT, as shells report an interrupted command. */
+const FORCED_EXIT_STATUS = 130;
+
+/**
+ * Resolves on the first SIGINT, SIGTERM or SIGHUP (a closed terminal), for verbs that serve until
+ * stopped; they then close everything they started. A second signal while closing exits at once.
+ */
 function interrupted(): Promise<void> {
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    let received = false;
+    const onSignal = () => {
+      if (received) process.exit(FORCED_EXIT_STATUS);
+      received = true;
+      resolve();
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   });
 }
 

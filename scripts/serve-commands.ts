@@ -10,16 +10,18 @@ import { EnclaveConfigSchema, ParentConfigSchema, environmentVariables } from '.
 import { CliError } from '../shared/errors.ts';
 import { parseFlags } from './cli-input.ts';
 import { loadConfigFile } from './config-file.ts';
+import { exitWhenParentExits } from './parent-death.ts';
 
-export const ENCLAVE_HELP = `Usage: nitro-infer enclave [--config <file.json|file.yaml>]
+export const ENCLAVE_HELP = `Usage: nitro-infer enclave [--config <file.json|file.yaml>] [--exit-with-parent]
 
 Starts the enclave service: NSM, keys, attested KMS, model manager, inference workers, and the
 link listener (vsock:any:5000 by default). Inside a Nitro enclave this is the image's entry point.
+--exit-with-parent stops it when the process that started it exits (launchers, the local stack).
 
 Environment variables override the file:
   ${environmentVariables(EnclaveConfigSchema).join('\n  ')}`;
 
-export const PARENT_HELP = `Usage: nitro-infer parent [--config <file.json|file.yaml>]
+export const PARENT_HELP = `Usage: nitro-infer parent [--config <file.json|file.yaml>] [--exit-with-parent]
 
 Starts the parent: the HTTP API (DESIGN.md 4.1) on http.host:http.port, the link to the enclave,
 S3 artifact loading, credential pushes and, in simulation, the KMS forwarder.
@@ -37,11 +39,16 @@ async function configOrHelp<S extends TSchema>(
   help: string,
   print: (line: string) => void,
 ): Promise<Static<S> | undefined> {
-  const { values } = parseFlags(args, { config: { type: 'string', short: 'c' } });
+  const { values } = parseFlags(args, {
+    config: { type: 'string', short: 'c' },
+    'exit-with-parent': { type: 'boolean' },
+  });
   if (values.help === true) {
     print(help);
     return undefined;
   }
+  // For launchers (the local stack): stop when the process that started us goes, however it goes.
+  if (values['exit-with-parent'] === true) exitWhenParentExits();
   return loadConfigFile(schema, values.config);
 }
 

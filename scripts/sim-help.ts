@@ -12,4 +12,12 @@ Options:
   --host <addr>       HTTP address (default 127.0.0.1)
   --state-dir <dir>   keys, PKI, sockets and configs (default .nitro-infer/sim)
   --json              print one JSON line when ready, instead of the text summary
-  -h, --help          show this help`;
+  -h, --help          show this help
+
+Through npm: \`npm start -- --port 9000\`, or \`npm start --port 9000\` (npm keeps that flag as its
+own config; the stack reads it from there).
+
+It supervises what it starts: one stack per state directory (a pid lock; a stale one left by a
+killed stack is taken over, with its sockets), an enclave that dies is restarted with backoff and
+the parent reloads its models, and SIGINT, SIGTERM or SIGHUP — or the exit of whoever started it,
+npm included — stops everything.`;

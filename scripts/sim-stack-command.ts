@@ -17,7 +17,11 @@ import { CliError } from '../shared/errors.ts';
 import { createSealStream } from '../shared/sealing/index.ts';
 import { exampleDenseModel, ocrClassifierModel } from '../sim/example-models.ts';
 import type { ExampleModel } from '../sim/example-models.ts';
+import type { EnclaveRestartEvent } from '../sim/enclave-process.ts';
 import { startLocalStack } from '../sim/local-stack.ts';
+import type { LocalStack } from '../sim/local-stack.ts';
+import { acquireStateLock } from '../sim/state-lock.ts';
+import { exitWhenParentExits } from './parent-death.ts';
 import { parseFlags } from './cli-input.ts';
 import { SIM_HELP } from './sim-help.ts';
 
@@ -40,7 +44,9 @@ export async function simStack(
     print(SIM_HELP);
     return 0;
   }
-  const portText = values.port ?? process.env.NITRO_INFER_HTTP_PORT ?? '8080';
+  // `npm start --port 9000` (without `--`) reaches us as npm's config `port`: npm puts it in
+  // npm_config_port rather than passing the flag on, so take it from there too.
+  const portText = values.port ?? process.env.NITRO_INFER_HTTP_PORT ?? process.env.npm_config_port ?? '8080';
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65_535)
     throw new CliError('ERR_CLI_USAGE', `--port ${portText} is not a port`);
   const state = path.resolve(values['state-dir'] ?? '.nitro-infer/sim');
@@ -52,13 +58,22 @@ export async function simStack(
     );
   }
   await mkdir(path.join(state, 'models'), { recursive: true, mode: 0o700 });
-
-  const stack = await startLocalStack({
-    stateDirectory: state,
-    httpPort: Number(portText),
-    ...(values.host === undefined ? {} : { httpHost: values.host }),
-    logger: pino({ level: 'warn' }, pino.destination(path.join(state, 'parent.log'))),
-  });
+  // Started by npm or npx, the stack must stop when they do (they do not pass SIGTERM on).
+  exitWhenParentExits();
+  const lock = await acquireStateLock(state);
+  let stack: LocalStack;
+  try {
+    stack = await startLocalStack({
+      stateDirectory: state,
+      httpPort: Number(portText),
+      ...(values.host === undefined ? {} : { httpHost: values.host }),
+      logger: pino({ level: 'warn' }, pino.destination(path.join(state, 'parent.log'))),
+      enclaveRestart: { report: (event) => print(describeRestart(event)) },
+    });
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
   try {
     const models: ExampleModel[] = [exampleDenseModel()];
     const ocr = await ocrClassifierModel();
@@ -183,6 +198,19 @@ export async function simStack(
     await stopped;
   } finally {
     await stack.close();
+    await lock.release();
   }
   return 0;
+}
+
+/** One terminal line per supervisor event; the parent reloads the models once the link is back. */
+function describeRestart(event: EnclaveRestartEvent): string {
+  switch (event.kind) {
+    case 'exited':
+      return `enclave exited (${event.reason}); restarting in ${event.restartInMs} ms (attempt ${event.attempt}); the parent reloads its models once it is back`;
+    case 'restarted':
+      return `enclave restarted (pid ${event.pid}); the parent is reconnecting and reloading models`;
+    case 'restart_failed':
+      return `enclave restart failed: ${event.reason}`;
+  }
 }

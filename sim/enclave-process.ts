@@ -19,7 +19,32 @@ export interface EnclaveProcessOptions {
   /** Every stdout/stderr line of the enclave (its JSON log). */
   readonly onLine?: (line: string) => void;
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Restart the enclave when it exits unexpectedly, with exponential backoff, and report each
+   * exit and restart (the local stack prints them). Off by default: tests that kill the enclave
+   * decide themselves when it comes back.
+   */
+  readonly restart?: {
+    readonly report: (event: EnclaveRestartEvent) => void;
+    /** First delay; doubled per consecutive failure up to `maxDelayMs`. */
+    readonly minDelayMs?: number;
+    readonly maxDelayMs?: number;
+  };
 }
+
+/** What the supervisor reports. */
+export type EnclaveRestartEvent =
+  | {
+      readonly kind: 'exited';
+      readonly reason: string;
+      readonly restartInMs: number;
+      readonly attempt: number;
+    }
+  | { readonly kind: 'restarted'; readonly pid: number; readonly attempt: number }
+  | { readonly kind: 'restart_failed'; readonly reason: string; readonly attempt: number };
+
+/** An enclave that served this long before it died counts as healthy: the backoff starts over. */
+const STABLE_AFTER_MS = 60_000;
 
 /** True when the enclave process can be put in its own network namespace here. */
 export function canIsolateNetwork(): boolean {
@@ -29,6 +54,10 @@ export function canIsolateNetwork(): boolean {
 export class EnclaveProcess {
   readonly #options: EnclaveProcessOptions;
   #child: ChildProcess | undefined;
+  #stopping = false;
+  #attempt = 0;
+  #startedAt = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
   /** Whether the running child is in its own network namespace. */
   isolated = false;
 
@@ -43,17 +72,24 @@ export class EnclaveProcess {
   /** Starts the child and resolves once it serves (its `{"ready":"enclave"}` line). */
   async start(): Promise<void> {
     const entry = path.join(PROJECT_ROOT, 'bin', 'nitro-infer.js');
-    const args = [entry, 'enclave', '--config', this.#options.configFile];
+    // The child asks the kernel for SIGTERM when this process exits, so it never outlives the stack.
+    const args = [entry, 'enclave', '--config', this.#options.configFile, '--exit-with-parent'];
+    this.#stopping = false;
     this.isolated = this.#options.isolateNetwork !== false && canIsolateNetwork();
     const child = this.isolated
       ? spawn('/usr/bin/unshare', ['--net', '--', process.execPath, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { ...process.env, ...this.#options.env },
+          detached: true,
         })
       : spawn(process.execPath, args, {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { ...process.env, ...this.#options.env },
+          detached: true,
         });
+    // Its own process group: a Ctrl-C on the terminal reaches only the stack, which then stops the
+    // enclave itself (and does not mistake that for a crash). It still dies with the stack
+    // (--exit-with-parent).
     this.#child = child;
     const lines: string[] = [];
     const ready = new Promise<void>((resolve, reject) => {
@@ -73,6 +109,34 @@ export class EnclaveProcess {
       );
     });
     await ready;
+    this.#startedAt = Date.now();
+    child.once('exit', (code, signal) => this.#exited(child, signal ?? String(code)));
+  }
+
+  #exited(child: ChildProcess, reason: string): void {
+    const restart = this.#options.restart;
+    if (this.#stopping || restart === undefined || this.#child !== child) return;
+    if (Date.now() - this.#startedAt >= STABLE_AFTER_MS) this.#attempt = 0;
+    this.#attempt++;
+    const minDelay = restart.minDelayMs ?? 500;
+    const delay = Math.min(restart.maxDelayMs ?? 30_000, minDelay * 2 ** (this.#attempt - 1));
+    restart.report({ kind: 'exited', reason, restartInMs: delay, attempt: this.#attempt });
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (this.#stopping) return;
+      this.start().then(
+        () => restart.report({ kind: 'restarted', pid: this.pid ?? 0, attempt: this.#attempt }),
+        (error: unknown) => {
+          restart.report({
+            kind: 'restart_failed',
+            reason: (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '',
+            attempt: this.#attempt,
+          });
+          // start() failed: the child is gone; go round again with a longer delay.
+          if (this.#child !== undefined) this.#exited(this.#child, 'failed to start');
+        },
+      );
+    }, delay);
   }
 
   /** Sends `signal` (SIGKILL simulates a crash) and resolves once the process is gone. */
@@ -91,7 +155,10 @@ export class EnclaveProcess {
     this.#child?.kill(paused ? 'SIGSTOP' : 'SIGCONT');
   }
 
+  /** Stops the enclave for good (no restart). */
   async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
     await this.kill('SIGTERM');
   }
 }

@@ -20,6 +20,7 @@ import type { ParentRuntime } from '../parent/main.ts';
 import { measureEnclaveCodeBundle } from './code-measurement.ts';
 import type { BootMeasurements } from './code-measurement.ts';
 import { EnclaveProcess } from './enclave-process.ts';
+import type { EnclaveProcessOptions } from './enclave-process.ts';
 import { KmsSimulator } from './kms/kms-simulator.ts';
 import { SimulatedNitroPki } from './nitro-pki.ts';
 import { PROJECT_ROOT } from './simulated-enclave.ts';
@@ -49,6 +50,8 @@ export interface LocalStackOptions {
   readonly clusterKey?: boolean | { readonly blobFile: string };
   /** Another replica: share this stack's PKI, KMS simulator and key instead of starting new ones. */
   readonly replicaOf?: LocalStack;
+  /** Restart the enclave child when it dies (the `nitro-infer sim` supervisor); off by default. */
+  readonly enclaveRestart?: EnclaveProcessOptions['restart'];
   /** Runs after the parent starts and before the enclave does (tests put a tap on the link here). */
   readonly beforeEnclave?: () => Promise<void>;
 }
@@ -209,6 +212,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     configFile: files.enclaveConfig,
     ...(options.isolateNetwork === undefined ? {} : { isolateNetwork: options.isolateNetwork }),
     ...(options.onEnclaveLine === undefined ? {} : { onLine: options.onEnclaveLine }),
+    ...(options.enclaveRestart === undefined ? {} : { restart: options.enclaveRestart }),
   });
   let parent: ParentRuntime | undefined;
   try {
