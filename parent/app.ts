@@ -88,7 +88,10 @@ export async function buildParentApp(options: ParentAppOptions): Promise<ParentA
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     options.metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    options.metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+    options.metrics.latency.observe(
+      { route, method: request.method, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
 
   await app.register(rateLimit, {
@@ -121,9 +124,14 @@ export async function buildParentApp(options: ParentAppOptions): Promise<ParentA
   });
   app.get('/metrics', async (_request, reply) => {
     options.metrics.linkUp.set(options.link.state === 'ready' ? 1 : 0);
-    options.metrics.linkReconnects.set(options.link.reconnects);
+    // A counter only moves forward: add what the link counted since the last scrape.
+    const reconnects = options.link.reconnects;
+    const counted = (await options.metrics.linkReconnects.get()).values[0]?.value ?? 0;
+    if (reconnects > counted) options.metrics.linkReconnects.inc(reconnects - counted);
     options.metrics.linkInFlight.set(options.link.inFlight);
-    options.metrics.modelsLoaded.set(options.models.list().filter((model) => model.state === 'ready').length);
+    const byState = { loading: 0, ready: 0, failed: 0, unavailable: 0 };
+    for (const model of options.models.list()) byState[model.state]++;
+    for (const [state, count] of Object.entries(byState)) options.metrics.models.set({ state }, count);
     void reply.type(options.metrics.registry.contentType);
     return options.metrics.registry.metrics();
   });

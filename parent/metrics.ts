@@ -1,6 +1,8 @@
 /**
- * Prometheus metrics (DESIGN.md 4.1): counts and latencies, the link's state, loaded models —
+ * Prometheus metrics (DESIGN.md 4.1): counts and latencies, the link's state, models by state —
  * never content. Labels are bounded: the route pattern (not the URL), the method, the status.
+ * Names follow Prometheus conventions: one prefix (`nitro_infer_`, the process metrics too),
+ * counters end in `_total`, units in the name.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -14,8 +16,8 @@ export class ParentMetrics {
   });
   readonly latency = new Histogram({
     name: 'nitro_infer_http_request_duration_seconds',
-    help: 'HTTP request latency by route pattern',
-    labelNames: ['route'] as const,
+    help: 'HTTP request latency by route pattern, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
@@ -24,8 +26,8 @@ export class ParentMetrics {
     help: '1 when the link to the enclave is ready',
     registers: [this.registry],
   });
-  readonly linkReconnects = new Gauge({
-    name: 'nitro_infer_enclave_link_reconnects',
+  readonly linkReconnects = new Counter({
+    name: 'nitro_infer_enclave_link_reconnects_total',
     help: 'Times the link was re-established since start',
     registers: [this.registry],
   });
@@ -34,9 +36,11 @@ export class ParentMetrics {
     help: 'Requests waiting for the enclave',
     registers: [this.registry],
   });
-  readonly modelsLoaded = new Gauge({
-    name: 'nitro_infer_models_loaded',
-    help: 'Models loaded in the enclave',
+  /** Registered models by state; `ready` counts only models whose enclave is reachable. */
+  readonly models = new Gauge({
+    name: 'nitro_infer_models',
+    help: 'Registered models by state (ready only while the enclave serving them is reachable)',
+    labelNames: ['state'] as const,
     registers: [this.registry],
   });
   readonly relayedBytes = new Counter({
@@ -47,6 +51,6 @@ export class ParentMetrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'nitro_infer_parent_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'nitro_infer_' });
   }
 }

@@ -6,7 +6,7 @@
 import { ArtifactError, NitroInferError } from '../shared/errors.ts';
 import type { ArtifactSource, ArtifactStore } from './artifacts/artifact-source.ts';
 import { formatArtifactSource } from './artifacts/artifact-source.ts';
-import type { EnclaveLink, LinkLog } from './link/enclave-link.ts';
+import type { EnclaveLink, LinkLog, LinkState } from './link/enclave-link.ts';
 import { uploadModel } from './link/model-upload.ts';
 import type { LoadedModelDescription } from './link/model-upload.ts';
 import { toPlain } from './link/plain.ts';
@@ -16,7 +16,13 @@ export interface RegisteredModel {
   readonly name: string;
   readonly source: string;
   readonly versionId?: string;
-  readonly state: 'loading' | 'ready' | 'failed';
+  /**
+   * `ready` only while the enclave that holds the model is reachable: a loaded model behind a
+   * link that is down is `unavailable` (health and metrics tell the truth, not the last load).
+   */
+  readonly state: 'loading' | 'ready' | 'failed' | 'unavailable';
+  /** The state of the link to the enclave serving it. */
+  readonly link: LinkState;
   readonly description?: LoadedModelDescription;
   readonly error?: string;
 }
@@ -24,7 +30,7 @@ export interface RegisteredModel {
 interface Entry {
   source: ArtifactSource;
   versionId?: string;
-  state: RegisteredModel['state'];
+  state: 'loading' | 'ready' | 'failed';
   description?: LoadedModelDescription;
   error?: string;
 }
@@ -58,12 +64,12 @@ export class ModelRegistry {
   }
 
   list(): RegisteredModel[] {
-    return [...this.#entries].map(([name, entry]) => describe(name, entry));
+    return [...this.#entries].map(([name, entry]) => describe(name, entry, this.#link.state));
   }
 
   get(name: string): RegisteredModel | undefined {
     const entry = this.#entries.get(name);
-    return entry === undefined ? undefined : describe(name, entry);
+    return entry === undefined ? undefined : describe(name, entry, this.#link.state);
   }
 
   /**
@@ -86,7 +92,7 @@ export class ModelRegistry {
         source: formatArtifactSource(source),
         replaced: previous !== undefined,
       });
-      return describe(name, entry);
+      return describe(name, entry, this.#link.state);
     });
   }
 
@@ -156,11 +162,12 @@ export class ModelRegistry {
   }
 }
 
-function describe(name: string, entry: Entry): RegisteredModel {
+function describe(name: string, entry: Entry, link: LinkState): RegisteredModel {
   return {
     name,
     source: formatArtifactSource(entry.source),
-    state: entry.state,
+    state: entry.state === 'ready' && link !== 'ready' ? 'unavailable' : entry.state,
+    link,
     ...(entry.versionId === undefined ? {} : { versionId: entry.versionId }),
     ...(entry.description === undefined ? {} : { description: entry.description }),
     ...(entry.error === undefined ? {} : { error: entry.error }),

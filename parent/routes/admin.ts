@@ -16,7 +16,13 @@ const RegisteredModelSchema = Type.Object(
     name: Type.String(),
     source: Type.String(),
     versionId: Type.Optional(Type.String()),
-    state: Type.String(),
+    state: Type.Union([
+      Type.Literal('loading'),
+      Type.Literal('ready'),
+      Type.Literal('failed'),
+      Type.Literal('unavailable'),
+    ]),
+    link: Type.String(),
     error: Type.Optional(Type.String()),
     description: Type.Optional(
       Type.Object(

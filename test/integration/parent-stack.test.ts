@@ -243,6 +243,21 @@ describe.skipIf(!installed)('parent + enclave + KMS simulator + RADOS Gateway', 
     expect(failed).toMatchObject({ status: 503, code: 'ERR_LINK_UNAVAILABLE' });
     expect(failed.headers.get('retry-after')).toBe('1');
     expect(await call('/v2/health/ready')).toMatchObject({ status: 503 });
+    // While the enclave is gone nothing reports the model as served: not the model's readiness,
+    // not the admin list, not the metrics (they once said "ready" beside a link that was down).
+    expect(await call('/v2/models/dense/ready')).toMatchObject({ status: 503 });
+    const listed = await call('/admin/models', { headers: { authorization: admin().authorization } });
+    expect(listed.json.models).toContainEqual(
+      expect.objectContaining({
+        name: 'dense',
+        state: 'unavailable',
+        link: expect.not.stringMatching(/^ready$/),
+      }),
+    );
+    const down = (await call('/metrics')).text;
+    expect(down).toContain('nitro_infer_enclave_link_up 0');
+    expect(down).toContain('nitro_infer_models{state="ready"} 0');
+    expect(down).toContain('nitro_infer_models{state="unavailable"} 1');
 
     await stack.enclave.start();
     await waitUntil(
@@ -250,6 +265,10 @@ describe.skipIf(!installed)('parent + enclave + KMS simulator + RADOS Gateway', 
       'dense to be reloaded',
     );
     expect(await call('/v2/health/ready')).toMatchObject({ status: 200 });
+    const relisted = await call('/admin/models', { headers: { authorization: admin().authorization } });
+    expect(relisted.json.models).toContainEqual(
+      expect.objectContaining({ name: 'dense', state: 'ready', link: 'ready' }),
+    );
     expect(await call('/v2/models/large/ready')).toMatchObject({ status: 404 });
     const attestation = await call(`/v1/attestation?nonce=${randomBytes(16).toString('hex')}`);
     expect(attestation.json.models).toEqual([{ name: 'dense', sha384: digests[versions.first!] }]);
@@ -283,8 +302,10 @@ describe.skipIf(!installed)('parent + enclave + KMS simulator + RADOS Gateway', 
       );
     }
     expect(text).toContain('nitro_infer_enclave_link_up 1');
-    expect(text).toContain('nitro_infer_models_loaded 1');
-    expect(Number(/nitro_infer_enclave_link_reconnects (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(text).toContain('nitro_infer_models{state="ready"} 1');
+    expect(Number(/nitro_infer_enclave_link_reconnects_total (\d+)/.exec(text)?.[1])).toBeGreaterThanOrEqual(
+      2,
+    );
   });
 
   it('an S3 outage is a clear 502 and nothing is half-loaded', async () => {
