@@ -121,7 +121,8 @@ export async function seal(args: readonly string[]): Promise<CommandOutput> {
               `sealed ${values.name} (${size} bytes → ${sealedBytes} bytes)`,
               `  sha384      ${sha384}`,
               ...(versionId === undefined ? [] : [`  version id  ${versionId}`]),
-              `  load with   nitro-infer models load ${values.name} '${source}'`,
+              // Complete as printed: the admin API needs the parent's address and a token.
+              `  load with   nitro-infer models load ${values.name} '${source}' --endpoint <parent URL> --token-file <admin tokens file>`,
               ...(toS3 && versionId === undefined
                 ? ['  warning     the bucket is not versioned: production loads need ?versionId=']
                 : []),

@@ -148,6 +148,7 @@ export function resolveConfig<S extends TSchema>(
   }
   const merged = structuredClone(file) as Record<string, unknown>;
   const problems: string[] = [];
+  problems.push(...unknownEnvironmentVariables(env));
   applyEnvironment(schema, merged, env, [], problems);
   const value = Value.Default(schema, merged);
   const errors = [...Value.Errors(schema, value)];
@@ -208,8 +209,8 @@ function applyEnvironment(
     if (raw === undefined) continue;
     const type = (child as { type?: string }).type;
     if (type === 'integer' || type === 'number') {
-      if (!/^-?\d+(\.\d+)?$/.test(raw.trim()))
-        problems.push(`${name}: ${JSON.stringify(raw)} is not a number`);
+      // Exactly the digits: " 80 " or "8e1" is a typo to report, not a number to guess at.
+      if (!/^-?\d+(\.\d+)?$/.test(raw)) problems.push(`${name}: ${JSON.stringify(raw)} is not a number`);
       else target[key] = Number(raw);
     } else if (type === 'boolean') {
       if (raw !== 'true' && raw !== 'false') problems.push(`${name}: must be true or false`);
@@ -223,6 +224,65 @@ function applyEnvironment(
       target[key] = raw;
     }
   }
+}
+
+/**
+ * `NITRO_INFER_*` variables that are not configuration leaves but are read elsewhere: the CLI's
+ * endpoint and admin token, the deploy script's config folder, the VM tests' cache.
+ */
+export const OTHER_ENVIRONMENT_VARIABLES: readonly string[] = [
+  'NITRO_INFER_ENDPOINT',
+  'NITRO_INFER_ADMIN_TOKEN',
+  'NITRO_INFER_ETC',
+  'NITRO_INFER_VM_CACHE',
+];
+
+/**
+ * A misspelt override (`NITRO_INFER_HTTP_PROT`) would otherwise be silently ignored and the
+ * default used: every `NITRO_INFER_*` variable must be one of the enclave's or the parent's
+ * configuration leaves (both, since the local stack gives both sides one environment) or one of
+ * {@link OTHER_ENVIRONMENT_VARIABLES}. The closest known name is suggested.
+ */
+function unknownEnvironmentVariables(env: Readonly<Record<string, string | undefined>>): string[] {
+  const known = new Set([
+    ...environmentVariables(EnclaveConfigSchema),
+    ...environmentVariables(ParentConfigSchema),
+    ...OTHER_ENVIRONMENT_VARIABLES,
+  ]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX) && env[name] !== undefined && !known.has(name))
+    .sort()
+    .map((name) => {
+      const closest = closestName(name, known);
+      return `unknown environment variable ${name}${closest === undefined ? '' : ` (did you mean ${closest}?)`}`;
+    });
+}
+
+function closestName(name: string, known: ReadonlySet<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(3, Math.floor(name.length / 4)) + 1;
+  for (const candidate of known) {
+    const distance = editDistance(name, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
 }
 
 function envName(path: readonly string[]): string {

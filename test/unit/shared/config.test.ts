@@ -18,6 +18,8 @@ function messageOf(action: () => unknown): string {
   throw new Error('accepted');
 }
 
+const minimalParent = { aws: { region: 'eu-west-1' } };
+
 describe('configuration', () => {
   it('applies defaults and lets the environment override the file', () => {
     const config = resolveConfig(
@@ -60,6 +62,28 @@ describe('configuration', () => {
     [[], 'top level'],
   ])('enclave config %j is refused naming %s', (file, field) => {
     expect(messageOf(() => resolveConfig(EnclaveConfigSchema, file, {}))).toContain(field);
+  });
+
+  it('refuses an unknown NITRO_INFER_ variable and names the closest known one', () => {
+    const message = messageOf(() =>
+      resolveConfig(ParentConfigSchema, minimalParent, { NITRO_INFER_HTTP_PROT: '9090' }),
+    );
+    expect(message).toContain('unknown environment variable NITRO_INFER_HTTP_PROT');
+    expect(message).toContain('did you mean NITRO_INFER_HTTP_PORT?');
+    // Control: the correct spelling is applied, and the other side's variables (one environment
+    // serves both in the local stack) and the CLI's own are not "unknown".
+    const config = resolveConfig(ParentConfigSchema, minimalParent, {
+      NITRO_INFER_HTTP_PORT: '9090',
+      NITRO_INFER_KMS_PROXY: 'unix:/tmp/kms.sock',
+      NITRO_INFER_ENDPOINT: 'http://127.0.0.1:8080',
+    });
+    expect(config.http.port).toBe(9090);
+  });
+
+  it.each([' 80 ', '80 ', '8e1', '0x50', '+80', ''])('refuses the number %j from the environment', (raw) => {
+    expect(
+      messageOf(() => resolveConfig(ParentConfigSchema, minimalParent, { NITRO_INFER_HTTP_PORT: raw })),
+    ).toContain('NITRO_INFER_HTTP_PORT');
   });
 
   it('lists one environment variable per leaf', () => {
