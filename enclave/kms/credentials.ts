@@ -1,7 +1,8 @@
 /**
  * AWS credentials inside the enclave. The enclave has no IMDS and no network: the parent pushes
  * its role credentials in `credentials` link messages before they expire, and the KMS client asks
- * this store on every request, so a push takes effect at once. Never logged.
+ * this store on every request, so a push takes effect at once (see {@link SDK_REREAD_EXPIRATION_MS}
+ * for why the SDK really does ask every time). Never logged.
  */
 import { KmsError } from '../../shared/errors.ts';
 
@@ -15,6 +16,17 @@ export interface AwsCredentials {
 
 /** Credentials are refused this long before they expire, so no request starts with a dying token. */
 export const CREDENTIALS_EXPIRY_MARGIN_MS = 60_000;
+
+/**
+ * The `expiration` the SDK is shown on every identity this store hands out. The AWS SDK wraps a
+ * credential provider in `memoizeIdentityProvider` (@smithy/core): an identity without an
+ * `expiration` is cached for the life of the client, and one with an expiration is reused until
+ * five minutes before it. Either way a later push would be ignored — one wrong push and every load
+ * failed until the enclave restarted. An identity that is already expired makes the SDK call the
+ * provider again on every request; reading this store is a few property reads. The real expiry is
+ * checked by the provider itself, against the injected clock.
+ */
+export const SDK_REREAD_EXPIRATION_MS = 0;
 
 /** The latest credentials the parent pushed. */
 export class CredentialStore {
@@ -46,7 +58,10 @@ export class CredentialStore {
     };
   }
 
-  /** The SDK's credential provider: current credentials, or a typed error. */
+  /**
+   * The SDK's credential provider: current credentials, or a typed error. What it returns always
+   * carries {@link SDK_REREAD_EXPIRATION_MS}, so the SDK asks again on the next request.
+   */
   readonly provider = async (): Promise<AwsCredentials> => {
     const current = this.#current;
     if (current === undefined)
@@ -57,6 +72,6 @@ export class CredentialStore {
     ) {
       throw new KmsError('ERR_KMS_NO_CREDENTIALS', 'the AWS credentials from the parent have expired');
     }
-    return current;
+    return { ...current, expiration: new Date(SDK_REREAD_EXPIRATION_MS) };
   };
 }

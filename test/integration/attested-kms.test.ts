@@ -152,6 +152,55 @@ describe('attested KMS Decrypt through the parent forwarder', () => {
     );
   });
 
+  describe('credentials pushed after the first KMS call', () => {
+    async function sealedDataKey() {
+      const pcr0 = Buffer.from(enclave.measurements.pcr0).toString('hex');
+      const key = await operator.createKey({
+        Policy: attestationPolicy('111122223333', { 'kms:RecipientAttestation:ImageSha384': pcr0 }),
+      });
+      const dataKey = await operator.generateDataKey({ KeyId: key.KeyMetadata!.Arn!, KeySpec: 'AES_256' });
+      return { blob: dataKey.CiphertextBlob!, plaintext: Buffer.from(dataKey.Plaintext!) };
+    }
+    const wrong = () => ({ accessKeyId: simulator.info.accessKeyId, secretAccessKey: 'w'.repeat(40) });
+    const right = () => ({
+      accessKeyId: simulator.info.accessKeyId,
+      secretAccessKey: simulator.info.secretAccessKey,
+    });
+
+    it('a right push after a wrong one takes effect at the next call (and a wrong one again too)', async () => {
+      const { blob, plaintext } = await sealedDataKey();
+      const { kms, credentials } = attestedKms();
+      credentials.set(wrong());
+      expect(await codeOfAsync(() => kms.decrypt({ CiphertextBlob: blob }))).toBe('ERR_KMS_UNAVAILABLE');
+      credentials.set(right());
+      const released = await kms.decrypt({ CiphertextBlob: blob });
+      expect(Buffer.from(released.Plaintext).equals(plaintext)).toBe(true);
+      credentials.set(wrong());
+      expect(await codeOfAsync(() => kms.decrypt({ CiphertextBlob: blob }))).toBe('ERR_KMS_UNAVAILABLE');
+      // Pushed credentials with a real expiration far ahead are re-read just the same.
+      credentials.set({ ...right(), expiration: new Date(Date.now() + 3_600_000) });
+      expect((await kms.decrypt({ CiphertextBlob: blob })).KeyId).toMatch(/^arn:aws:kms:/);
+    });
+
+    it('control: a provider whose identities carry no expiration is cached by the SDK for good', async () => {
+      const { blob } = await sealedDataKey();
+      const store = new CredentialStore();
+      // What the store handed the SDK before: the pushed fields, without an expiration.
+      const stripped = {
+        provider: async () => {
+          const identity = await store.provider();
+          return { accessKeyId: identity.accessKeyId, secretAccessKey: identity.secretAccessKey };
+        },
+      } as unknown as CredentialStore;
+      const { kms } = attestedKms(stripped);
+      store.set(wrong());
+      expect(await codeOfAsync(() => kms.decrypt({ CiphertextBlob: blob }))).toBe('ERR_KMS_UNAVAILABLE');
+      store.set(right());
+      // The SDK never asks again: the right push is ignored and the load still fails.
+      expect(await codeOfAsync(() => kms.decrypt({ CiphertextBlob: blob }))).toBe('ERR_KMS_UNAVAILABLE');
+    });
+  });
+
   it('refuses a Recipient document not signed by the trusted Nitro root', async () => {
     const stranger = await createSimulatedEnclaveIdentity(); // its own PKI, unknown to the simulator
     const key = await operator.createKey({});
