@@ -214,8 +214,10 @@ export class OhttpGateway {
     if (encapsulated.byteLength < REQUEST_HEADER_BYTES + X25519_PUBLIC_KEY_BYTES + AEAD_TAG_BYTES) {
       throw new OhttpError('ERR_OHTTP_MALFORMED', 'request too short');
     }
-    const bytes = encapsulated.slice();
-    const view = new DataView(bytes.buffer);
+    // A snapshot in a buffer of our own: the caller may hold a view into a larger pool (a Node
+    // Buffer from a socket, whose `slice()` shares memory), and its bytes must not change under us.
+    const bytes = new Uint8Array(encapsulated);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const keyId = view.getUint8(0);
     const kemId = view.getUint16(1);
     const kdfId = view.getUint16(3);
