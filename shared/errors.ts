@@ -78,6 +78,10 @@ export const ERROR_CODES = [
   // Oblivious HTTP and Binary HTTP (DESIGN.md 4.2), receipts, and the client SDK.
   'ERR_OHTTP_MALFORMED',
   'ERR_OHTTP_KEY_UNKNOWN',
+  // Anti-replay (RFC 9458 section 6.5): refused inside the encryption, never processed.
+  'ERR_OHTTP_DATE_INVALID',
+  'ERR_OHTTP_REPLAYED',
+  'ERR_OHTTP_REPLAY_CACHE_FULL',
   'ERR_BHTTP_MALFORMED',
   'ERR_RECEIPT_INVALID',
   'ERR_CLIENT_BINDING_MISMATCH',
