@@ -199,12 +199,17 @@ export class NitroInferClient {
   async #send(method: string, path: string, content: Uint8Array, model?: string) {
     let attestation = await this.#current(model);
     for (let attempt = 0; ; attempt++) {
+      // The Date lets the enclave bound how long it remembers requests against replay (RFC 9458
+      // section 6.5.1). Every attempt is a fresh encapsulation, so a fresh `enc`: the SDK never
+      // sends one `enc` twice, and the enclave refuses any `enc` it has already answered.
+      const headers: [string, string][] = [['date', new Date(this.#clock()).toUTCString()]];
+      if (content.byteLength > 0) headers.push(['content-type', 'application/json']);
       const message = encodeBhttpRequest({
         method,
         scheme: 'https',
         authority: '',
         path,
-        headers: content.byteLength > 0 ? [['content-type', 'application/json']] : [],
+        headers,
         content,
         trailers: [],
       });

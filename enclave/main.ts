@@ -77,6 +77,7 @@ export async function startEnclave(config: EnclaveConfig, seams: EnclaveSeams = 
       ...(config.kms.allowedKeyArns === undefined ? {} : { allowedKeyArns: config.kms.allowedKeyArns }),
     },
     memoryBudgetBytes: config.memoryBudgetMib * 1024 * 1024,
+    replay: { windowMs: config.replay.windowSeconds * 1000, cacheEntries: config.replay.cacheEntries },
     inferenceWorkers:
       config.inferenceWorkers === 0 ? Math.max(1, os.availableParallelism()) : config.inferenceWorkers,
     log,

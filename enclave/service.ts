@@ -7,6 +7,7 @@ import { verifyAttestation } from '../shared/attestation/index.ts';
 import { encodeUserData } from '../shared/binding.ts';
 import { InferenceGateway } from './gateway/inference-gateway.ts';
 import { OhttpKeys } from './gateway/ohttp-keys.ts';
+import { ReplayWindow } from './gateway/replay-window.ts';
 import { attestHandler } from './handlers/attest.ts';
 import { credentialsHandler } from './handlers/credentials.ts';
 import { plaintextInferHandler } from './handlers/infer.ts';
@@ -56,6 +57,8 @@ export interface EnclaveServiceOptions {
   readonly allowPlaintextInference?: boolean;
   /** Pad OHTTP responses to size buckets (default on). */
   readonly padResponses?: boolean;
+  /** OHTTP anti-replay: accepted Date distance (ms) and remembered requests (replay-window.ts). */
+  readonly replay?: { readonly windowMs?: number; readonly cacheEntries?: number };
   readonly log: Log;
 }
 
@@ -114,6 +117,10 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     keys: ohttpKeys,
     pool,
     models,
+    replay: new ReplayWindow({
+      ...(options.replay?.windowMs === undefined ? {} : { windowMs: options.replay.windowMs }),
+      ...(options.replay?.cacheEntries === undefined ? {} : { capacity: options.replay.cacheEntries }),
+    }),
     ...(options.padResponses === undefined ? {} : { padResponses: options.padResponses }),
   });
   const uploads = new Uploads();

@@ -54,6 +54,18 @@ export const EnclaveConfigSchema = Type.Object(
     memoryBudgetMib: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 2048 }),
     /** Inference worker threads; 0 = one per vCPU. */
     inferenceWorkers: Type.Integer({ minimum: 0, maximum: 256, default: 0 }),
+    /**
+     * OHTTP anti-replay (RFC 9458 section 6.5; enclave/gateway/replay-window.ts): how far a request's
+     * Date may be from the enclave's clock, and how many requests the window remembers (≈150 bytes
+     * each; size it to the window's traffic: entries live up to 2 × windowSeconds).
+     */
+    replay: Type.Object(
+      {
+        windowSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 60 }),
+        cacheEntries: Type.Integer({ minimum: 1024, maximum: 4_194_304, default: 65_536 }),
+      },
+      { ...closed, default: {} },
+    ),
     logLevel: LogLevel,
   },
   closed,

@@ -3,7 +3,9 @@
  * HTTP request to the inference engine, and encapsulate a padded response carrying a signed
  * receipt. Two tiers (STYLE.md 4): a request that cannot be opened is refused with a typed error
  * the relay sees (it learns nothing else); everything after opening — bad JSON, unknown model,
- * failed inference — travels inside the encrypted response, invisible to the parent.
+ * failed inference — travels inside the encrypted response, invisible to the parent. Replay
+ * refusals (replay-window.ts) are inner too: they are authenticated "not processed" signals the
+ * parent cannot forge, so it cannot trick a client into sending a request twice.
  */
 import { isNitroInferError } from '../../shared/errors.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
@@ -15,6 +17,7 @@ import { RECEIPT_HEADER, sha256, signReceipt } from '../../shared/receipts.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import type { ModelManager } from '../models/model-manager.ts';
 import type { OhttpKeys } from './ohttp-keys.ts';
+import type { ReplayWindow } from './replay-window.ts';
 
 /** Model names as they appear in paths (the parent's admin API uses the same pattern). */
 const MODEL_NAME = '[A-Za-z0-9][A-Za-z0-9._-]{0,127}';
@@ -24,6 +27,10 @@ const READY_PATH = new RegExp(`^/v2/models/(${MODEL_NAME})/ready$`);
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_BHTTP_MALFORMED: 400,
+  // RFC 9458 section 6.5.2: a Date outside the window is a 400, with the gateway's Date beside it.
+  ERR_OHTTP_DATE_INVALID: 400,
+  ERR_OHTTP_REPLAYED: 400,
+  ERR_OHTTP_REPLAY_CACHE_FULL: 503,
   ERR_INFERENCE_INPUT_INVALID: 400,
   ERR_MODEL_NOT_FOUND: 404,
   ERR_INFERENCE_FAILED: 500,
@@ -43,6 +50,8 @@ export interface InferenceGatewayOptions {
   readonly keys: OhttpKeys;
   readonly pool: InferencePool;
   readonly models: ModelManager;
+  /** Anti-replay: every decapsulated request passes it before anything else is done. */
+  readonly replay: ReplayWindow;
   /** Pad responses to size buckets (on by default). */
   readonly padResponses?: boolean;
   readonly clock?: () => number;
@@ -64,9 +73,12 @@ export class InferenceGateway {
     const request = await this.#options.keys.decapsulate(encapsulated);
     let response: BhttpResponse;
     try {
-      response = await this.#route(decodeBhttpRequest(request.message), keyConfig);
+      const inner = decodeBhttpRequest(request.message);
+      // Synchronous with the decapsulation's end: two copies of one request cannot both pass.
+      this.#options.replay.admit(inner.headers, request.enc);
+      response = await this.#route(inner, keyConfig);
     } catch (error) {
-      response = errorResponse(error);
+      response = errorResponse(error, (this.#options.clock ?? Date.now)());
     }
     const encoded = encodeBhttpResponse(response);
     const padding =
@@ -132,7 +144,7 @@ function header(fields: readonly Field[], name: string): string | undefined {
   return fields.find(([fieldName]) => fieldName === name)?.[1];
 }
 
-function json(status: number, content: Uint8Array, extra: Field[] = []): BhttpResponse {
+function json(status: number, content: Uint8Array, extra: readonly Field[] = []): BhttpResponse {
   return {
     informational: [],
     status,
@@ -142,20 +154,28 @@ function json(status: number, content: Uint8Array, extra: Field[] = []): BhttpRe
   };
 }
 
-function jsonValue(status: number, value: unknown): BhttpResponse {
-  return json(status, new TextEncoder().encode(JSON.stringify(value)));
+function jsonValue(status: number, value: unknown, extra: readonly Field[] = []): BhttpResponse {
+  return json(status, new TextEncoder().encode(JSON.stringify(value)), extra);
 }
 
 /** Errors after decapsulation, as KServe-style JSON inside the encryption. */
-function errorResponse(error: unknown): BhttpResponse {
+function errorResponse(error: unknown, now: number): BhttpResponse {
   if (error instanceof InnerError) return jsonValue(error.status, { error: error.message, code: error.code });
   if (isNitroInferError(error)) {
     const status = STATUS[error.code] ?? 500;
+    // RFC 9458 section 6.5.2: the gateway's Date lets a client see how far off its clock is.
+    const extra: Field[] =
+      error.code === 'ERR_OHTTP_DATE_INVALID'
+        ? [['date', new Date(now).toUTCString()]]
+        : status === 503
+          ? [['retry-after', '1']]
+          : [];
     return jsonValue(
       status,
       status === 500 && error.code !== 'ERR_INFERENCE_FAILED'
         ? { error: 'internal error', code: 'ERR_INTERNAL' }
         : { error: error.message, code: error.code },
+      extra,
     );
   }
   return jsonValue(500, { error: 'internal error', code: 'ERR_INTERNAL' });

@@ -174,6 +174,11 @@ export async function encapsulateRequest(
 export interface DecapsulatedRequest {
   readonly message: Uint8Array;
   /**
+   * The request's encapsulated key (`enc`, RFC 9458 section 4.3): public, and fresh for every
+   * request a client makes, so it names the request for anti-replay (RFC 9458 section 6.5).
+   */
+  readonly enc: Uint8Array;
+  /**
    * Seals a response to this request (RFC 9458 section 4.4) with a fresh random nonce;
    * `responseNonce` is for reproducing the RFC's test vector only.
    */
@@ -255,6 +260,7 @@ export class OhttpGateway {
     const nonceBytes = Math.max(aead.keyBytes, aead.nonceBytes);
     return {
       message,
+      enc: enc.slice(),
       respond(response, responseNonce = new Uint8Array(randomBytes(nonceBytes))) {
         if (responseNonce.byteLength !== nonceBytes) throw new RangeError('wrong response nonce length');
         const { key, nonce } = responseKeys(aead, secret, enc, responseNonce);

@@ -59,6 +59,8 @@ describe('configuration', () => {
     [{ kms: { region: 'mars' } }, 'kms.region'],
     [{ kms: { region: 'us-east-1', allowedKeyArns: ['not-an-arn'] } }, 'kms.allowedKeyArns'],
     [{ kms: { region: 'us-east-1' }, nsm: 'fake' }, 'nsm'],
+    [{ kms: { region: 'us-east-1' }, replay: { windowSeconds: 0 } }, 'replay.windowSeconds'],
+    [{ kms: { region: 'us-east-1' }, replay: { cacheEntries: 10 } }, 'replay.cacheEntries'],
     [[], 'top level'],
   ])('enclave config %j is refused naming %s', (file, field) => {
     expect(messageOf(() => resolveConfig(EnclaveConfigSchema, file, {}))).toContain(field);
@@ -84,6 +86,17 @@ describe('configuration', () => {
     expect(
       messageOf(() => resolveConfig(ParentConfigSchema, minimalParent, { NITRO_INFER_HTTP_PORT: raw })),
     ).toContain('NITRO_INFER_HTTP_PORT');
+  });
+
+  it('the enclave replay window defaults to ±60 s and 65 536 entries; the environment overrides it', () => {
+    const defaults = resolveConfig(EnclaveConfigSchema, { kms: { region: 'us-east-1' } }, {});
+    expect(defaults.replay).toEqual({ windowSeconds: 60, cacheEntries: 65_536 });
+    const overridden = resolveConfig(
+      EnclaveConfigSchema,
+      { kms: { region: 'us-east-1' } },
+      { NITRO_INFER_REPLAY_WINDOW_SECONDS: '30' },
+    );
+    expect(overridden.replay.windowSeconds).toBe(30);
   });
 
   it('lists one environment variable per leaf', () => {
