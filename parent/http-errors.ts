@@ -9,7 +9,8 @@ import type { ErrorCode } from '../shared/errors.ts';
 /** Seconds a client should wait before retrying a 503 or 429. */
 export const RETRY_AFTER_SECONDS = 1;
 
-const STATUS: Partial<Record<ErrorCode, number>> = {
+/** Codes the parent's edge answers with, and their statuses. */
+export const HTTP_STATUS_BY_CODE: Readonly<Partial<Record<ErrorCode, number>>> = {
   ERR_HTTP_BAD_REQUEST: 400,
   ERR_LINK_REQUEST_INVALID: 400,
   ERR_ARTIFACT_SOURCE_INVALID: 400,
@@ -19,6 +20,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_ARTIFACT_INVALID: 422,
   ERR_MODEL_INVALID: 422,
   ERR_MODEL_DIGEST_MISMATCH: 422,
+  // The enclave could not take the artifact (empty, larger than it declared, bigger plaintext than
+  // ciphertext) or abandoned the load; nothing was loaded and the previous version still serves.
+  ERR_MODEL_LOAD_FAILED: 422,
   ERR_DECRYPT_FAILED: 422,
   ERR_KMS_INVALID_CIPHERTEXT: 422,
   ERR_HTTP_UNAUTHORIZED: 401,
@@ -41,6 +45,59 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_LINK_TIMEOUT: 504,
 };
 
+/**
+ * Codes that deliberately have no status here, each with the reason: they are raised only where no
+ * HTTP reply is made (client, CLI, start-up), are translated before they get here (the OHTTP route
+ * turns decapsulation failures into ERR_HTTP_BAD_REQUEST), travel inside the encryption, or are
+ * internal failures whose details stay out of replies (a generic 500 ERR_INTERNAL). A test keeps
+ * this list and {@link HTTP_STATUS_BY_CODE} together covering every code exactly once.
+ */
+export const CODES_WITHOUT_STATUS: Readonly<Partial<Record<ErrorCode, string>>> = {
+  ERR_CBOR_TOO_LARGE: 'internal: a frame from the enclave the parent cannot decode',
+  ERR_CBOR_MALFORMED: 'internal: a frame from the enclave the parent cannot decode',
+  ERR_ATTESTATION_TOO_LARGE: 'client side: documents are verified by clients, not the parent',
+  ERR_ATTESTATION_MALFORMED: 'client side',
+  ERR_ATTESTATION_UNSUPPORTED_ALGORITHM: 'client side',
+  ERR_ATTESTATION_PAYLOAD_INVALID: 'client side',
+  ERR_ATTESTATION_CERTIFICATE_INVALID: 'client side',
+  ERR_ATTESTATION_ROOT_UNTRUSTED: 'client side',
+  ERR_ATTESTATION_CHAIN_INVALID: 'client side',
+  ERR_ATTESTATION_CERTIFICATE_NOT_YET_VALID: 'client side',
+  ERR_ATTESTATION_CERTIFICATE_EXPIRED: 'client side',
+  ERR_ATTESTATION_SIGNATURE_INVALID: 'client side',
+  ERR_ATTESTATION_DEBUG_MODE: 'client side',
+  ERR_ATTESTATION_PCR_MISMATCH: 'client side',
+  ERR_ATTESTATION_STALE: 'client side',
+  ERR_ATTESTATION_FROM_FUTURE: 'client side',
+  ERR_POLICY_INVALID: 'client and CLI side',
+  ERR_NSM_INVALID_ARGUMENT: 'internal: the enclave could not get a document from its NSM',
+  ERR_NSM_INVALID_INDEX: 'internal: the enclave could not get a document from its NSM',
+  ERR_NSM_READ_ONLY_INDEX: 'internal: the enclave could not get a document from its NSM',
+  ERR_NSM_INVALID_OPERATION: 'internal: the enclave could not get a document from its NSM',
+  ERR_NSM_INPUT_TOO_LARGE: 'internal: the enclave could not get a document from its NSM',
+  ERR_NSM_INTERNAL: 'internal: the enclave could not get a document from its NSM',
+  ERR_CMS_MALFORMED: 'internal: KMS answered the enclave with an envelope it cannot read',
+  ERR_FRAME_TOO_LARGE: 'internal: the link broke; the parent reconnects',
+  ERR_FRAME_MALFORMED: 'internal: the link broke; the parent reconnects',
+  ERR_TRANSPORT_ADDRESS_INVALID: 'start-up configuration',
+  ERR_TRANSPORT_UNSUPPORTED: 'start-up configuration',
+  ERR_TRANSPORT_FAILED: 'internal: a socket could not be made',
+  ERR_INFERENCE_FAILED: 'inside the encryption (the enclave answers it in the OHTTP response)',
+  ERR_OHTTP_MALFORMED: 'translated by the OHTTP route to ERR_HTTP_BAD_REQUEST',
+  ERR_OHTTP_KEY_UNKNOWN: 'translated by the OHTTP route to ERR_HTTP_BAD_REQUEST',
+  ERR_OHTTP_DATE_INVALID: 'inside the encryption (replay window)',
+  ERR_OHTTP_REPLAYED: 'inside the encryption (replay window)',
+  ERR_OHTTP_REPLAY_CACHE_FULL: 'inside the encryption (replay window)',
+  ERR_BHTTP_MALFORMED: 'inside the encryption',
+  ERR_RECEIPT_INVALID: 'client side',
+  ERR_CLIENT_BINDING_MISMATCH: 'client side',
+  ERR_CLIENT_REQUEST_FAILED: 'client side',
+  ERR_CONFIG_INVALID: 'start-up configuration',
+  ERR_CLI_USAGE: 'command line',
+  ERR_CLI_INPUT: 'command line',
+  ERR_INTERNAL: 'the generic 500 itself',
+};
+
 /** What the error handler sends. */
 export interface HttpErrorReply {
   readonly status: number;
@@ -51,7 +108,7 @@ export interface HttpErrorReply {
 /** Maps any thrown value to a reply; only our own errors keep their code and message. */
 export function toHttpError(error: unknown): HttpErrorReply {
   if (isNitroInferError(error)) {
-    const status = STATUS[error.code] ?? 500;
+    const status = HTTP_STATUS_BY_CODE[error.code] ?? 500;
     const headers = status === 503 || status === 429 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : {};
     const message = status === 500 ? 'internal error' : error.message;
     return {
@@ -65,5 +122,5 @@ export function toHttpError(error: unknown): HttpErrorReply {
 
 /** The status a code maps to (for tests and docs). */
 export function statusOf(code: ErrorCode): number {
-  return STATUS[code] ?? 500;
+  return HTTP_STATUS_BY_CODE[code] ?? 500;
 }
