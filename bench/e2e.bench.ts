@@ -19,6 +19,8 @@ import { buffer } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { NodeDhkemX25519HkdfSha256 as DhkemX25519HkdfSha256 } from '../shared/ohttp/node-primitives.ts';
+// Before onnxruntime-node: its telemetry off (enclave/inference/onnxruntime-env.ts).
+import '../enclave/inference/onnxruntime-env.ts';
 import ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { OhttpGateway, encapsulateRequest } from '../shared/ohttp/encapsulation.ts';

@@ -11,6 +11,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+// Before onnxruntime-node: its telemetry off (enclave/inference/onnxruntime-env.ts).
+import '../enclave/inference/onnxruntime-env.ts';
 import ort from 'onnxruntime-node';
 import { denseLayerModel } from '../sim/onnx-builder.ts';
 import { TestLinkClient } from '../test/helpers/link-client.ts';

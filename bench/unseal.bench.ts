@@ -11,6 +11,8 @@
 import { createReadStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+// Before onnxruntime-node: its telemetry off (enclave/inference/onnxruntime-env.ts).
+import '../enclave/inference/onnxruntime-env.ts';
 import ort from 'onnxruntime-node';
 import { unsealModel } from '../enclave/models/unseal.ts';
 import { denseLayerModel } from '../sim/onnx-builder.ts';

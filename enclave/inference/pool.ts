@@ -3,6 +3,8 @@
  * intra-op thread each, so concurrent requests spread across cores while the main thread only
  * frames, decrypts and dispatches. Requests go to the worker with the fewest in flight.
  */
+// First: ONNX Runtime's telemetry must be off before any worker loads the native library.
+import './onnxruntime-env.ts';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { InferenceError, ModelError } from '../../shared/errors.ts';
