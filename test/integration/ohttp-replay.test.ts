@@ -20,6 +20,7 @@ import { REQUEST_HEADER_BYTES, encapsulateRequest } from '../../shared/ohttp/enc
 import { X25519_PUBLIC_KEY_BYTES, decodeKeyConfig } from '../../shared/ohttp/key-config.ts';
 import { createSimulatedEnclaveIdentity } from '../../sim/index.ts';
 import type { SimulatedEnclaveIdentity } from '../../sim/index.ts';
+import { codeOfAsync } from '../helpers/codes.ts';
 import { TestLinkClient } from '../helpers/link-client.ts';
 
 let directory = '';
@@ -80,6 +81,28 @@ async function relay(body: Uint8Array): Promise<Uint8Array> {
   return response.fields.get('body') as Uint8Array;
 }
 
+/** A relay stand-in for the SDK: what the parent does, over the test's link; records OHTTP bodies. */
+function relayFetch(forwarded: Uint8Array[]): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = new URL(String(input));
+    if (url.pathname === '/v1/attestation') {
+      const reply = await link.request('attest', {
+        nonce: new Uint8Array(Buffer.from(url.searchParams.get('nonce')!, 'hex')),
+      });
+      const base64 = (name: string) => Buffer.from(reply.fields.get(name) as Uint8Array).toString('base64');
+      return Response.json({
+        document: base64('document'),
+        keyConfig: base64('keyConfig'),
+        receiptKey: base64('receiptKey'),
+        models: reply.fields.get('models'),
+      });
+    }
+    const body = new Uint8Array(init!.body as Uint8Array);
+    forwarded.push(body);
+    return new Response(await relay(body), { headers: { 'content-type': 'message/ohttp-res' } });
+  }) as typeof fetch;
+}
+
 const codeIn = (response: BhttpResponse) =>
   (JSON.parse(new TextDecoder().decode(response.content)) as { code?: string }).code;
 
@@ -111,28 +134,10 @@ describe('replays over the enclave link', () => {
 
   it('the SDK sends a fresh enc with an accepted Date on every request', async () => {
     const forwarded: Uint8Array[] = [];
-    const relayFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-      const url = new URL(String(input));
-      if (url.pathname === '/v1/attestation') {
-        const reply = await link.request('attest', {
-          nonce: new Uint8Array(Buffer.from(url.searchParams.get('nonce')!, 'hex')),
-        });
-        const base64 = (name: string) => Buffer.from(reply.fields.get(name) as Uint8Array).toString('base64');
-        return Response.json({
-          document: base64('document'),
-          keyConfig: base64('keyConfig'),
-          receiptKey: base64('receiptKey'),
-          models: reply.fields.get('models'),
-        });
-      }
-      const body = new Uint8Array(init!.body as Uint8Array);
-      forwarded.push(body);
-      return new Response(await relay(body), { headers: { 'content-type': 'message/ohttp-res' } });
-    };
     const client = createClient({
       endpoint: 'http://relay.invalid',
       policy: { pcrs: { 0: enclave.measurements.pcr0 }, roots: [enclave.pki.rootCertificate] },
-      fetch: relayFetch as typeof fetch,
+      fetch: relayFetch(forwarded),
     });
     for (let request = 0; request < 5; request++) expect(await client.models()).toEqual({ models: [] });
     expect(forwarded).toHaveLength(5);
@@ -143,5 +148,15 @@ describe('replays over the enclave link', () => {
     );
     // Five different encs, and every request was answered: each carried a Date inside the window.
     expect(new Set(encs).size).toBe(5);
+  });
+
+  it('an SDK whose clock is two minutes ahead gets the typed ERR_OHTTP_DATE_INVALID', async () => {
+    const client = createClient({
+      endpoint: 'http://relay.invalid',
+      policy: { pcrs: { 0: enclave.measurements.pcr0 }, roots: [enclave.pki.rootCertificate] },
+      fetch: relayFetch([]),
+      clock: () => Date.now() + 120_000,
+    });
+    expect(await codeOfAsync(() => client.models())).toBe('ERR_OHTTP_DATE_INVALID');
   });
 });
