@@ -9,11 +9,18 @@
  * `cbor2` again for the rare deterministic (sorted-key) encodings.
  *
  * Decoding is bounded before it starts (byte count) and while it runs (nesting depth), rejects
- * trailing bytes and duplicate map keys, never applies global tag decoders (so tag 0 stays a tag
- * rather than becoming a `Date`), and returns maps as `Map` so integer keys survive. Every failure
- * is a {@link CborError}; nothing else escapes.
+ * trailing bytes, never applies global tag decoders (so tag 0 stays a tag rather than becoming a
+ * `Date`), and returns maps as `Map` so integer keys survive. It is strict where our formats are:
+ * - map keys are integers or text strings, and a key may appear once by *value*: a second,
+ *   non-shortest encoding of `nonce` or of a PCR index is a duplicate, not a silent override
+ *   (cbor2's own check compares encoded bytes, so only byte-identical duplicates were caught);
+ * - floats are refused: no message we decode (frames, Nitro documents, COSE, receipts,
+ *   user_data, NSM responses) carries one, and a float where a format says unsigned integer
+ *   (timestamps, PCR indices, COSE labels) must not pass as a number.
+ * Every failure is a {@link CborError}; nothing else escapes.
  */
 import { Tag, decode, encode } from 'cbor2';
+import type { DecodeOptions } from 'cbor2';
 import { Encoder } from 'cbor-x';
 import { CborError } from './errors.ts';
 
@@ -32,7 +39,8 @@ export interface DecodeCborOptions {
  * Decodes exactly one CBOR data item that must span all of `bytes`.
  *
  * Byte strings come back as `Uint8Array` views, maps as `Map`, tags as {@link Tag}.
- * @throws {CborError} `ERR_CBOR_TOO_LARGE` or `ERR_CBOR_MALFORMED`.
+ * @throws {CborError} `ERR_CBOR_TOO_LARGE`, `ERR_CBOR_MALFORMED`, `ERR_CBOR_DUPLICATE_KEY` or
+ *   `ERR_CBOR_FLOAT_REFUSED`.
  */
 export function decodeCbor(bytes: Uint8Array, options: DecodeCborOptions): unknown {
   if (bytes.byteLength > options.maxBytes) {
@@ -48,7 +56,10 @@ export function decodeCbor(bytes: Uint8Array, options: DecodeCborOptions): unkno
     // Decode from a plain Uint8Array view so byte strings come back as Uint8Array, never Buffer.
     return decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
       preferMap: true,
-      rejectDuplicateKeys: true,
+      // Duplicates are found by value in createMap; cbor2's byte comparison would also cost a
+      // view per key.
+      createObject: createMap,
+      rejectFloats: true,
       ignoreGlobalTags: true,
       // cbor2 counts two steps of depth per level of nesting (measured: 8 nested arrays pass maxDepth 16, 9 do not).
       maxDepth: 2 * (options.maxDepth ?? MAX_CBOR_DEPTH),
@@ -56,8 +67,34 @@ export function decodeCbor(bytes: Uint8Array, options: DecodeCborOptions): unkno
       preferBigInt: false,
     });
   } catch (error) {
+    if (error instanceof CborError) throw error;
+    // cbor2 reports floats only by message ("Decoding unwanted floating point number"); matched
+    // here, inside the one module that calls it, so callers still switch on codes.
+    if (error instanceof Error && error.message.startsWith('Decoding unwanted floating point')) {
+      throw new CborError('ERR_CBOR_FLOAT_REFUSED', 'CBOR floats are not accepted');
+    }
     throw new CborError('ERR_CBOR_MALFORMED', `malformed CBOR: ${describe(error)}`, { cause: error });
   }
+}
+
+type MapEntries = Parameters<NonNullable<DecodeOptions['createObject']>>[0];
+
+/**
+ * Builds each decoded map, refusing keys that are not integers or text and keys seen before.
+ * Integers arrive as `number` when safe and `bigint` otherwise, text as `string`: all primitives,
+ * so `Map` compares them by value whatever their encoding (shortest or not, definite or chunked).
+ */
+function createMap(entries: MapEntries): Map<unknown, unknown> {
+  const map = new Map<unknown, unknown>();
+  for (const [key, value] of entries) {
+    const type = typeof key;
+    if (type !== 'string' && type !== 'number' && type !== 'bigint') {
+      throw new CborError('ERR_CBOR_MALFORMED', 'CBOR map keys must be integers or text strings');
+    }
+    if (map.has(key)) throw new CborError('ERR_CBOR_DUPLICATE_KEY', 'CBOR map repeats a key');
+    map.set(key, value);
+  }
+  return map;
 }
 
 // Plain byte strings (no typed-array tags), no cbor-x record extensions, shortest map headers.
@@ -71,18 +108,41 @@ const encoder = new Encoder({
 /**
  * Encodes `value` in preferred (shortest-form, definite-length) CBOR: maps, arrays, text, byte
  * strings (Buffer or Uint8Array), integers, booleans and null.
+ * @throws {CborError} `ERR_CBOR_FLOAT_REFUSED` for a number that is not an integer.
  */
 export function encodeCbor(value: unknown): Uint8Array {
   // cbor-x writes into a buffer it reuses for the next call: keep a copy of our own.
-  return new Uint8Array(encoder.encode(value));
+  return new Uint8Array(encoder.encode(integersOnly(value)));
 }
 
 /**
  * Like {@link encodeCbor}, but the result is only valid until the next encode: for callers that
  * copy it at once (the frame writer), saving a copy of every model chunk.
+ * @throws {CborError} `ERR_CBOR_FLOAT_REFUSED` for a number that is not an integer.
  */
 export function encodeCborTransient(value: unknown): Uint8Array {
-  return encoder.encode(value);
+  return encoder.encode(integersOnly(value));
+}
+
+/**
+ * cbor-x writes every integer beyond 32 bits as a float64 (measured: 2^32 → fb41f0000000000000),
+ * which our decoder refuses; such integers become bigint, which cbor-x writes as a CBOR integer.
+ * A number that is not an integer is refused here, at the writer, rather than by the reader.
+ */
+function integersOnly(value: unknown): unknown {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value))
+      throw new CborError('ERR_CBOR_FLOAT_REFUSED', 'CBOR floats are not written');
+    return value > 0xffff_ffff || value < -0x1_0000_0000 ? BigInt(value) : value;
+  }
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) return value.map(integersOnly);
+  if (value instanceof Map)
+    return new Map([...value].map(([key, entry]) => [integersOnly(key), integersOnly(entry)]));
+  if (Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, integersOnly(entry)]));
+  }
+  return value;
 }
 
 /**
@@ -96,9 +156,12 @@ export function encodeDeterministicCbor(value: unknown): Uint8Array {
 
 /**
  * cbor2 serializes a Node `Buffer` through its `toJSON` (as `{type: 'Buffer', data: [...]}`), not
- * as a byte string; every Buffer becomes a plain Uint8Array view (no copy) before encoding.
+ * as a byte string; every Buffer becomes a plain Uint8Array view (no copy) before encoding. Floats
+ * are refused, as the decoder refuses them (cbor2 writes large integers as integers already).
  */
 function withoutBuffers(value: unknown): unknown {
+  if (typeof value === 'number' && !Number.isInteger(value))
+    throw new CborError('ERR_CBOR_FLOAT_REFUSED', 'CBOR floats are not written');
   if (value instanceof Uint8Array) {
     return Buffer.isBuffer(value) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value;
   }

@@ -1,6 +1,6 @@
 /** The CBOR codec: every form RFC 8949 allows for untrusted input, bounded, with typed errors only. */
 import fc from 'fast-check';
-import { Tag } from 'cbor2';
+import { Tag, decode as decodeUnchecked } from 'cbor2';
 import { describe, expect, it } from 'vitest';
 import {
   MAX_CBOR_DEPTH,
@@ -55,7 +55,6 @@ describe('decodeCbor', () => {
 
   it.each([
     ['trailing bytes', '82 01 02 ff'],
-    ['a duplicate map key', 'a2 61 61 01 61 61 02'],
     ['an unterminated indefinite map', 'bf 61 61 01'],
     ['a byte string longer than the input', '5a 7f ff ff ff 00'],
     ['an array longer than the input', '9b ff ff ff ff ff ff ff ff 00'],
@@ -65,6 +64,66 @@ describe('decodeCbor', () => {
     ['no bytes at all', ''],
   ])('refuses %s with ERR_CBOR_MALFORMED', (_name, encoded) => {
     expect(codeOf(() => decodeCbor(hex(encoded), LIMIT))).toBe('ERR_CBOR_MALFORMED');
+  });
+
+  // Each pair holds the same key twice in two encodings; RFC 8949 section 5.6 leaves a map with
+  // duplicate keys invalid whatever the encoding, and a second `nonce` must never silently win.
+  it.each([
+    ['a byte-identical text key', 'a2 61 61 01 61 61 02'],
+    ['`nonce` shortest, then with a one-byte length (78 05)', 'a2 65 6e6f6e6365 01 78 05 6e6f6e6365 02'],
+    ['`nonce` shortest, then as an indefinite text string', 'a2 65 6e6f6e6365 01 7f 63 6e6f6e 62 6365 ff 02'],
+    ['integer key 1 and 1 as a uint8 (18 01)', 'a2 01 40 18 01 40'],
+    ['integer key 1 and 1 as a uint64 (1b …01)', 'a2 01 40 1b 0000000000000001 40'],
+    ['integer key -1 and -1 as a uint16 negative (39 0000)', 'a2 20 40 39 0000 40'],
+    ['a PCR index twice inside an indefinite map', 'a1 64 70637273 bf 00 40 19 0000 41 ff ff'],
+  ])('refuses %s with ERR_CBOR_DUPLICATE_KEY', (_name, encoded) => {
+    expect(codeOf(() => decodeCbor(hex(encoded), LIMIT))).toBe('ERR_CBOR_DUPLICATE_KEY');
+  });
+
+  it('negative control: distinct keys pass, and a byte comparison alone lets a re-encoded key win', () => {
+    expect(codeOf(() => decodeCbor(hex('a2 65 6e6f6e6365 01 78 04 6e6f6e63 02'), LIMIT))).toBe('accepted');
+    // cbor2's own check compares encoded keys: the second `nonce` silently replaces the first.
+    const unchecked = decodeUnchecked(hex('a2 65 6e6f6e6365 01 78 05 6e6f6e6365 02'), {
+      preferMap: true,
+      rejectDuplicateKeys: true,
+    }) as Map<string, number>;
+    expect([...unchecked]).toEqual([['nonce', 2]]);
+  });
+
+  it.each([
+    ['a byte string', 'a1 41 00 01'],
+    ['an array', 'a1 80 01'],
+    ['a tag', 'a1 c1 00 01'],
+    ['true', 'a1 f5 01'],
+    ['null', 'a1 f6 01'],
+  ])('refuses %s as a map key with ERR_CBOR_MALFORMED', (_name, encoded) => {
+    expect(codeOf(() => decodeCbor(hex(encoded), LIMIT))).toBe('ERR_CBOR_MALFORMED');
+  });
+
+  it.each([
+    ['1.0 as a half float', 'f9 3c00'],
+    ['1.0 as a single float', 'fa 3f800000'],
+    ['1.0 as a double', 'fb 3ff0000000000000'],
+    ['NaN', 'f9 7e00'],
+    ['-0.0', 'f9 8000'],
+    ['a float map key (PCR index 0.0)', 'a1 f9 0000 40'],
+    ['a float timestamp inside a map', 'a1 69 74696d657374616d70 fb 4278f1a3cd3c5000'],
+    ['a float inside a tag', 'c1 fb 41d9e3a3cd3c5000'],
+  ])('refuses %s with ERR_CBOR_FLOAT_REFUSED', (_name, encoded) => {
+    expect(codeOf(() => decodeCbor(hex(encoded), LIMIT))).toBe('ERR_CBOR_FLOAT_REFUSED');
+  });
+
+  it('negative control: without the refusal a float 1.0 is indistinguishable from the integer 1', () => {
+    expect(decodeUnchecked(hex('f9 3c00'))).toBe(1);
+    expect(decodeCbor(hex('01'), LIMIT)).toBe(1);
+  });
+
+  it('keeps big and negative integer forms distinguishable for callers to refuse', () => {
+    // Tag 2 (bignum) stays a Tag, never a number; 65-bit values arrive as bigint; negatives as negatives.
+    expect(isTag(decodeCbor(hex('c2 41 01'), LIMIT), 2)).toBe(true);
+    expect(decodeCbor(hex('1b ffffffffffffffff'), LIMIT)).toBe(0xffff_ffff_ffff_ffffn);
+    expect(decodeCbor(hex('3b ffffffffffffffff'), LIMIT)).toBe(-0x1_0000_0000_0000_0000n);
+    expect(decodeCbor(hex('20'), LIMIT)).toBe(-1);
   });
 
   it('refuses nesting deeper than the bound', () => {
@@ -107,6 +166,7 @@ describe('decodeCbor', () => {
       node: fc.oneof(
         { depthSize: 'small' },
         fc.integer(),
+        fc.maxSafeInteger(),
         fc.string({ maxLength: 20 }),
         fc.uint8Array({ maxLength: 20 }),
         fc.boolean(),
@@ -140,6 +200,29 @@ describe('decodeCbor', () => {
     for (let length = 0; length < encoded.byteLength; length++) {
       expect(codeOf(() => decodeCbor(encoded.subarray(0, length), LIMIT))).toBe('ERR_CBOR_MALFORMED');
     }
+  });
+});
+
+describe('encodeCbor', () => {
+  it.each([
+    // RFC 8949 Appendix A: 4294967296 = 1b 0000000100000000, -4294967297 = 3b 0000000100000000.
+    [2 ** 32, '1b0000000100000000'],
+    [-(2 ** 32) - 1, '3b0000000100000000'],
+    [0xffff_ffff, '1affffffff'],
+    [1_724_191_161_424, '1b0000019171cd3c50'],
+  ])(
+    'writes the integer %d as an integer, never a float (cbor-x alone writes a float64)',
+    (value, expected) => {
+      expect(toHex(encodeCbor(value))).toBe(expected);
+      expect(toHex(encodeCbor(new Map([['t', [value]]])))).toBe(`a16174 81${expected}`.replace(/ /g, ''));
+      expect(decodeCbor(encodeCbor(value), LIMIT)).toBe(value);
+    },
+  );
+
+  it('refuses to write a float, as the decoder refuses to read one', () => {
+    expect(codeOf(() => encodeCbor({ load: 0.5 }))).toBe('ERR_CBOR_FLOAT_REFUSED');
+    expect(codeOf(() => encodeCbor(Number.NaN))).toBe('ERR_CBOR_FLOAT_REFUSED');
+    expect(codeOf(() => encodeDeterministicCbor(new Map([['x', 1.5]])))).toBe('ERR_CBOR_FLOAT_REFUSED');
   });
 });
 
