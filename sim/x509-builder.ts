@@ -61,24 +61,42 @@ export interface CertificateTemplate {
   readonly keyUsage: readonly number[];
   /** For TLS server certificates: DNS names and IPv4 addresses, and the serverAuth purpose. */
   readonly serverNames?: readonly string[];
+  /**
+   * For verifier tests only: the content byte written for each BOOLEAN TRUE of the standard
+   * extensions (their `critical` flags and basic constraints' `cA`). DER allows only 0xff; any other
+   * non-zero byte is BER, which a strict reader must refuse. Default 0xff everywhere.
+   */
+  readonly booleanTrueBytes?: { readonly critical?: number; readonly certificateAuthority?: number };
+  /** For verifier tests only: further extensions, appended after the standard ones. */
+  readonly extraExtensions?: readonly ExtraExtension[];
+}
+
+/** An extension written as given (see {@link CertificateTemplate.extraExtensions}). */
+export interface ExtraExtension {
+  readonly oid: string;
+  /** The BOOLEAN content byte of `critical`, or undefined to omit the flag (not critical). */
+  readonly criticalByte?: number;
+  /** DER of the extension's value (wrapped in the extnValue OCTET STRING here). */
+  readonly value: Uint8Array;
 }
 
 /** Writes and signs a certificate; returns its DER. */
 export function buildCertificate(template: CertificateTemplate, issuerPrivateKey: KeyObject): Uint8Array {
   const algorithm = sequence([oid(OID.ecdsaWithSha384)]);
+  const critical = template.booleanTrueBytes?.critical ?? DER_TRUE;
   const extensions = [
     extension(
       OID.basicConstraints,
-      true,
+      critical,
       sequence([
         ...(template.isCertificateAuthority
-          ? [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BOOLEAN, false, '\xff')]
+          ? [boolean(template.booleanTrueBytes?.certificateAuthority ?? DER_TRUE)]
           : []),
         ...(template.pathLength === undefined ? [] : [integer(template.pathLength)]),
       ]),
     ),
-    extension(OID.keyUsage, true, bitString(template.keyUsage)),
-    extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(template.subjectPublicKey))),
+    extension(OID.keyUsage, critical, bitString(template.keyUsage)),
+    extension(OID.subjectKeyIdentifier, undefined, octetString(keyIdentifier(template.subjectPublicKey))),
   ];
   if (template.serverNames !== undefined) {
     const names = template.serverNames.map((serverName) =>
@@ -91,8 +109,8 @@ export function buildCertificate(template: CertificateTemplate, issuerPrivateKey
           )
         : asn1.create(asn1.Class.CONTEXT_SPECIFIC, 2, false, serverName),
     );
-    extensions.push(extension(OID.subjectAltName, false, sequence(names)));
-    extensions.push(extension(OID.extendedKeyUsage, false, sequence([oid(OID.serverAuth)])));
+    extensions.push(extension(OID.subjectAltName, undefined, sequence(names)));
+    extensions.push(extension(OID.extendedKeyUsage, undefined, sequence([oid(OID.serverAuth)])));
   }
   if (template.issuerPublicKey !== template.subjectPublicKey) {
     const identifier = asn1.create(
@@ -101,7 +119,10 @@ export function buildCertificate(template: CertificateTemplate, issuerPrivateKey
       false,
       keyIdentifier(template.issuerPublicKey),
     );
-    extensions.push(extension(OID.authorityKeyIdentifier, false, sequence([identifier])));
+    extensions.push(extension(OID.authorityKeyIdentifier, undefined, sequence([identifier])));
+  }
+  for (const extra of template.extraExtensions ?? []) {
+    extensions.push(extension(extra.oid, extra.criticalByte, asn1.fromDer(binary(extra.value))));
   }
   const tbs = sequence([
     asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [integer(2)]),
@@ -160,10 +181,18 @@ function bitString(bits: readonly number[]): forge.asn1.Asn1 {
   );
 }
 
-function extension(id: string, critical: boolean, value: forge.asn1.Asn1): forge.asn1.Asn1 {
+/** The DER encoding of BOOLEAN TRUE's content (X.690 11.1). */
+const DER_TRUE = 0xff;
+
+function boolean(contentByte: number): forge.asn1.Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BOOLEAN, false, String.fromCharCode(contentByte));
+}
+
+/** `criticalByte` undefined omits the flag: DER never writes the DEFAULT FALSE. */
+function extension(id: string, criticalByte: number | undefined, value: forge.asn1.Asn1): forge.asn1.Asn1 {
   return sequence([
     oid(id),
-    ...(critical ? [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BOOLEAN, false, '\xff')] : []),
+    ...(criticalByte === undefined ? [] : [boolean(criticalByte)]),
     octetString(asn1.toDer(value).getBytes()),
   ]);
 }
