@@ -21,3 +21,26 @@ export function readAsn1Strict(binary: string): forge.asn1.Asn1 {
     decodeBitStrings: false,
   });
 }
+
+/**
+ * Reads a BOOLEAN as DER requires it (X.690 section 11.1): one content byte, 0x00 for FALSE and
+ * 0xff for TRUE. BER allows any non-zero byte for TRUE; accepting that here would let a certificate
+ * mean one thing to us and another to OpenSSL (which reads `01` as TRUE, so an unknown extension
+ * flagged critical that way is critical to it and must be to us).
+ * @throws Error when `node` is not a universal, primitive, DER-encoded BOOLEAN.
+ */
+export function readDerBoolean(node: forge.asn1.Asn1 | undefined): boolean {
+  if (
+    node === undefined ||
+    node.tagClass !== forge.asn1.Class.UNIVERSAL ||
+    node.type !== forge.asn1.Type.BOOLEAN ||
+    node.constructed ||
+    typeof node.value !== 'string' ||
+    node.value.length !== 1
+  ) {
+    throw new Error('expected a BOOLEAN');
+  }
+  if (node.value === '\xff') return true;
+  if (node.value === '\x00') return false;
+  throw new Error('BOOLEAN is not DER-encoded (TRUE must be 0xff)');
+}

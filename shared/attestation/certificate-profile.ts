@@ -7,7 +7,7 @@
  * Read with node-forge's strict DER reader; the cryptography stays with Node's `crypto`.
  */
 import forge from 'node-forge';
-import { readAsn1Strict } from '../asn1.ts';
+import { readAsn1Strict, readDerBoolean } from '../asn1.ts';
 
 /** ecdsa-with-SHA384 (RFC 5758 section 3.2), the algorithm of every Nitro certificate. */
 export const OID_ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3';
@@ -58,13 +58,16 @@ export function readCertificateProfile(der: Uint8Array): CertificateProfile {
     (node) => node.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && node.type === 3,
   );
   for (const extension of wrapper === undefined ? [] : children(children(wrapper)[0])) {
+    // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
     const parts = children(extension);
+    if (parts.length !== 2 && parts.length !== 3) throw new Error('an extension has 2 or 3 fields');
     const oid = forge.asn1.derToOid(bytesOf(parts[0]));
-    const critical = parts.length === 3 && bytesOf(parts[1]) === '\xff';
+    // Read in DER only: a BER TRUE (`01`) is critical to OpenSSL, so it must not pass here as "not critical".
+    const critical = parts.length === 3 && readDerBoolean(parts[1]);
     const value = readAsn1Strict(bytesOf(parts[parts.length - 1]));
     if (oid === OID_BASIC_CONSTRAINTS) {
       for (const field of children(value)) {
-        if (field.type === forge.asn1.Type.BOOLEAN) isCertificateAuthority = bytesOf(field) !== '\x00';
+        if (field.type === forge.asn1.Type.BOOLEAN) isCertificateAuthority = readDerBoolean(field);
         if (field.type === forge.asn1.Type.INTEGER) pathLength = readSmallInteger(bytesOf(field));
       }
     } else if (oid === OID_KEY_USAGE) {

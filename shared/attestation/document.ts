@@ -9,6 +9,14 @@ import { MAX_ATTESTATION_DOCUMENT_BYTES } from './cose-sign1.ts';
 /** PCR indices run from 0 to 31 (the NSM has 32 registers). */
 export const MAX_PCR_INDEX = 31;
 
+/**
+ * PCR0–15 are measured at boot and every document an NSM makes carries all 16 (so does every real
+ * document in `../shared/fixtures`; AWS's `attestation_process.md` only bounds the map at 1–32
+ * entries, which is looser than any NSM). Requiring them stops a document that simply leaves out
+ * PCR0/1/2: it would pass as neither debug mode nor a mismatch under a policy that pins other PCRs.
+ */
+export const BOOT_PCR_COUNT = 16;
+
 /** SHA-384 PCR values are 48 bytes. */
 export const PCR_BYTES = 48;
 
@@ -104,8 +112,8 @@ function parseTimestamp(value: unknown): number {
 }
 
 function parsePcrs(value: unknown): ReadonlyMap<number, Uint8Array> {
-  if (!(value instanceof Map) || value.size === 0 || value.size > MAX_PCR_INDEX + 1) {
-    throw invalid('pcrs must be a map of 1 to 32 entries');
+  if (!(value instanceof Map) || value.size < BOOT_PCR_COUNT || value.size > MAX_PCR_INDEX + 1) {
+    throw invalid(`pcrs must be a map of ${BOOT_PCR_COUNT} to 32 entries`);
   }
   const pcrs = new Map<number, Uint8Array>();
   for (const [index, pcr] of value as Map<unknown, unknown>) {
@@ -116,6 +124,10 @@ function parsePcrs(value: unknown): ReadonlyMap<number, Uint8Array> {
       throw invalid(`PCR${index} must be ${PCR_BYTES} bytes`);
     }
     pcrs.set(index, pcr);
+  }
+  for (let index = 0; index < BOOT_PCR_COUNT; index++) {
+    if (!pcrs.has(index))
+      throw invalid(`pcrs must include PCR0 to PCR${BOOT_PCR_COUNT - 1}; PCR${index} is absent`);
   }
   return pcrs;
 }

@@ -1,7 +1,8 @@
 /**
  * Verification of a Nitro attestation document, in the order of DESIGN.md 4.4, failing closed:
  * COSE shape → payload fields → chain to a pinned root at the verification time → ES384 signature
- * over the payload bytes as received → policy (debug mode, PCRs, nonce, freshness).
+ * over the payload bytes as received → the document's timestamp inside the leaf's validity →
+ * policy (debug mode, PCRs, nonce, freshness).
  *
  * The one verifier serves the client SDK, the KMS simulator and the enclave's own start-up check.
  * Nothing from the document is returned unless every step passed.
@@ -70,6 +71,7 @@ export function verifyAttestation(
     throw new AttestationError('ERR_ATTESTATION_SIGNATURE_INVALID', 'the COSE signature does not verify');
   }
 
+  checkTimestampInLeafValidity(document.timestamp, signer);
   checkPolicy(document, options, expectedPcrs, at);
   return { document, debugMode: isDebugMode(document), signer };
 }
@@ -79,6 +81,23 @@ function signatureValid(signed: Uint8Array, signer: X509Certificate, signature: 
     return verifySignature('sha384', signed, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature);
   } catch {
     return false; // fail closed: an error from OpenSSL is a signature that did not verify
+  }
+}
+
+/**
+ * The NSM signs with a leaf it was issued for a few hours, so the time it writes into the document
+ * lies within that leaf's validity. A document dated outside it is not an NSM's: either a signing
+ * key outlived its certificate or the timestamp is forged to defeat a freshness check made by a
+ * caller with a wrong or absent clock (the KMS simulator and `attest verify` set no maximum age).
+ */
+function checkTimestampInLeafValidity(timestamp: number, signer: X509Certificate): void {
+  const notBefore = Date.parse(signer.validFrom);
+  const notAfter = Date.parse(signer.validTo);
+  if (timestamp < notBefore || timestamp > notAfter) {
+    throw new AttestationError(
+      'ERR_ATTESTATION_TIMESTAMP_INVALID',
+      `the document is dated ${new Date(timestamp).toISOString()}, outside its signing certificate's validity`,
+    );
   }
 }
 
