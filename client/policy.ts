@@ -5,16 +5,23 @@
  */
 import {
   AWS_NITRO_ROOT_G1_DER,
+  mergeExpectedPcrs,
   normalizeExpectedPcrs,
   parseNitroCliMeasurements,
 } from '../shared/attestation/index.ts';
 import type { ExpectedPcrs } from '../shared/attestation/index.ts';
 import { AttestationError } from '../shared/errors.ts';
 
+/** One source of pins: expected values by index, or a nitro-cli measurements JSON text. */
+export type PcrSource = ExpectedPcrs | string;
+
 /** A client's verification policy. */
 export interface ClientPolicy {
-  /** PCRs that must match; or the text of a nitro-cli `pcrs.json` / describe-eif output. */
-  readonly pcrs: ExpectedPcrs | string;
+  /**
+   * PCRs that must match: a map, the text of a nitro-cli `pcrs.json` / describe-eif output, or a
+   * list of both kinds (merged; two different values for one index are refused). PCR0 is required.
+   */
+  readonly pcrs: PcrSource | readonly PcrSource[];
   /** Trusted roots (DER). Default: the AWS Nitro Enclaves root G1 only. */
   readonly roots?: readonly Uint8Array[];
   /** Oldest acceptable attestation document, ms. Default 5 minutes. */
@@ -38,15 +45,21 @@ export const DEFAULT_MAX_AGE_MS = 5 * 60_000;
 export const DEFAULT_REATTEST_AFTER_MS = 4 * 60_000;
 
 /**
- * Resolves a policy. Refuses an empty PCR list: a client that pins nothing would trust any enclave.
+ * Resolves a policy. Refuses one that does not pin PCR0: PCR0 measures the whole enclave image, and
+ * a policy pinning only other PCRs (PCR3, the parent's IAM role; PCR4, its instance) trusts any image
+ * the parent chooses to run. Refuses conflicting pins for one index rather than picking one.
  * @throws {AttestationError} `ERR_POLICY_INVALID`.
  */
 export function resolvePolicy(policy: ClientPolicy): ResolvedPolicy {
-  const expectedPcrs =
-    typeof policy.pcrs === 'string'
-      ? parseNitroCliMeasurements(policy.pcrs)
-      : normalizeExpectedPcrs(policy.pcrs);
-  if (expectedPcrs.size === 0) {
+  const sources: readonly PcrSource[] = Array.isArray(policy.pcrs)
+    ? (policy.pcrs as readonly PcrSource[])
+    : [policy.pcrs as PcrSource];
+  const expectedPcrs = mergeExpectedPcrs(
+    sources.map((source) =>
+      typeof source === 'string' ? parseNitroCliMeasurements(source) : normalizeExpectedPcrs(source),
+    ),
+  );
+  if (!expectedPcrs.has(0)) {
     throw new AttestationError('ERR_POLICY_INVALID', 'a policy must pin at least PCR0');
   }
   const maxAgeMs = policy.maxAgeMs ?? DEFAULT_MAX_AGE_MS;

@@ -17,7 +17,14 @@ export {
   COSE_SIGN1_TAG,
 } from './cose-sign1.ts';
 export type { CoseSign1 } from './cose-sign1.ts';
-export { checkPolicy, isDebugMode, normalizeExpectedPcrs, hexToBytes, MAX_CLOCK_SKEW_MS } from './policy.ts';
+export {
+  checkPolicy,
+  isDebugMode,
+  mergeExpectedPcrs,
+  normalizeExpectedPcrs,
+  hexToBytes,
+  MAX_CLOCK_SKEW_MS,
+} from './policy.ts';
 export type { AttestationPolicy, ExpectedPcrs } from './policy.ts';
 export { parseNitroCliMeasurements } from './nitro-cli-measurements.ts';
 export {

@@ -21,6 +21,10 @@ export function parseNitroCliMeasurements(json: string): ReadonlyMap<number, Uin
   } catch {
     throw invalid('the measurements file is not JSON');
   }
+  // JSON.parse keeps the last of two equal keys; a pcrs.json naming PCR0 twice is refused instead.
+  const duplicate = firstDuplicateKey(json);
+  if (duplicate !== undefined)
+    throw invalid(`the measurements file names ${JSON.stringify(duplicate)} twice`);
   const measurements = isObject(parsed) && isObject(parsed.Measurements) ? parsed.Measurements : parsed;
   if (!isObject(measurements)) throw invalid('the measurements file holds no object');
 
@@ -38,6 +42,35 @@ export function parseNitroCliMeasurements(json: string): ReadonlyMap<number, Uin
   }
   if (Object.keys(pcrs).length === 0) throw invalid('the measurements file names no PCR');
   return normalizeExpectedPcrs(pcrs);
+}
+
+/**
+ * The first key that occurs twice in one object of `json`, which must already have parsed as JSON.
+ * Keys are compared after unescaping (`"PCR\u0030"` is `"PCR0"`). Linear in the text, which the
+ * caller has bounded.
+ */
+function firstDuplicateKey(json: string): string | undefined {
+  const objects: (Set<string> | undefined)[] = [];
+  for (let index = 0; index < json.length; index++) {
+    const character = json[index];
+    if (character === '{') objects.push(new Set());
+    else if (character === '[') objects.push(undefined);
+    else if (character === '}' || character === ']') objects.pop();
+    else if (character === '"') {
+      let end = index + 1;
+      while (json[end] !== '"') end += json[end] === '\\' ? 2 : 1;
+      const literal = json.slice(index, end + 1);
+      index = end;
+      let next = end + 1;
+      while (json[next] === ' ' || json[next] === '\t' || json[next] === '\n' || json[next] === '\r') next++;
+      const keys = objects[objects.length - 1];
+      if (json[next] !== ':' || keys === undefined) continue;
+      const key = JSON.parse(literal) as string;
+      if (keys.has(key)) return key;
+      keys.add(key);
+    }
+  }
+  return undefined;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -32,7 +32,9 @@ export interface AttestationPolicy {
 
 /**
  * Normalizes and validates expected PCRs, so that a typo in a policy fails loudly instead of
- * matching nothing.
+ * matching nothing. Two keys naming one index (`0` and `"0"` in a Map, `"0"` and `"00"` in an
+ * object) are refused: which of them was meant cannot be known, and a silent winner could be the
+ * one an attacker wrote.
  * @throws {AttestationError} `ERR_POLICY_INVALID`.
  */
 export function normalizeExpectedPcrs(expected: ExpectedPcrs): ReadonlyMap<number, Uint8Array> {
@@ -43,6 +45,7 @@ export function normalizeExpectedPcrs(expected: ExpectedPcrs): ReadonlyMap<numbe
     if (!Number.isInteger(index) || index < 0 || index > MAX_PCR_INDEX) {
       throw policyInvalid(`PCR index ${String(key)} is not an integer from 0 to ${MAX_PCR_INDEX}`);
     }
+    if (result.has(index)) throw policyInvalid(`PCR${index} is pinned twice`);
     const bytes = typeof value === 'string' ? hexToBytes(value, `PCR${index}`) : value;
     if (!(bytes instanceof Uint8Array) || bytes.byteLength !== PCR_BYTES) {
       throw policyInvalid(`expected PCR${index} must be ${PCR_BYTES} bytes (${PCR_BYTES * 2} hex digits)`);
@@ -50,6 +53,28 @@ export function normalizeExpectedPcrs(expected: ExpectedPcrs): ReadonlyMap<numbe
     result.set(index, bytes);
   }
   return result;
+}
+
+/**
+ * Merges pins from several sources (a nitro-cli `pcrs.json`, explicit `--expect-pcr` values) into
+ * one map. The same value for one index from two sources is one pin; two different values are
+ * refused rather than letting the later one win, since either could be the stale or planted one.
+ * @throws {AttestationError} `ERR_POLICY_INVALID`.
+ */
+export function mergeExpectedPcrs(
+  sources: readonly ReadonlyMap<number, Uint8Array>[],
+): ReadonlyMap<number, Uint8Array> {
+  const merged = new Map<number, Uint8Array>();
+  for (const source of sources) {
+    for (const [index, value] of source) {
+      const earlier = merged.get(index);
+      if (earlier !== undefined && !Buffer.from(earlier).equals(Buffer.from(value))) {
+        throw policyInvalid(`PCR${index} is pinned to two different values`);
+      }
+      merged.set(index, value);
+    }
+  }
+  return merged;
 }
 
 /** True when PCR0, PCR1 and PCR2 are all zero, which is how the NSM marks a debug-mode enclave. */
