@@ -2,7 +2,8 @@
  * The client SDK (DESIGN.md 2): verify the enclave, then talk to it through the parent with
  * requests only the attested enclave can read. Nothing is sent to a key config until the document
  * that binds it has passed every check of the policy; the SDK re-attests when its attestation ages
- * out, when the gateway no longer knows the key, or when a model it has not seen attested is asked for.
+ * out, when the gateway no longer knows the key, or when a model it has not seen attested is asked for;
+ * `infer` refuses a model that even the fresh attestation does not list.
  */
 import { randomBytes } from 'node:crypto';
 import { verifyAttestation } from '../shared/attestation/index.ts';
@@ -155,6 +156,7 @@ export class NitroInferClient {
       `/v2/models/${encodeURIComponent(model)}/infer`,
       content,
       model,
+      true,
     );
     const result = parseJson(response) as V2InferenceResponse;
     const encoded = response.headers.find(([name]) => name === RECEIPT_HEADER)?.[1];
@@ -196,8 +198,22 @@ export class NitroInferClient {
     return fresh && knows ? cached : this.attest();
   }
 
-  async #send(method: string, path: string, content: Uint8Array, model?: string) {
-    let attestation = await this.#current(model);
+  /**
+   * Sends one request through OHTTP. With `requireAttested`, refuses (before anything is sent) when
+   * even a fresh attestation does not list `model`: the enclave would answer from a model no
+   * attestation vouches for, or the parent would learn that the client wanted one it hid.
+   */
+  async #send(method: string, path: string, content: Uint8Array, model?: string, requireAttested = false) {
+    const attested = (attestation: Attestation) => {
+      if (requireAttested && !attestation.models.some((entry) => entry.name === model)) {
+        throw new ClientError(
+          'ERR_CLIENT_MODEL_NOT_ATTESTED',
+          'the requested model is not in the attested model list; the request was not sent',
+        );
+      }
+      return attestation;
+    };
+    let attestation = attested(await this.#current(model));
     for (let attempt = 0; ; attempt++) {
       // The Date lets the enclave bound how long it remembers requests against replay (RFC 9458
       // section 6.5.1). Every attempt is a fresh encapsulation, so a fresh `enc`: the SDK never
@@ -222,7 +238,7 @@ export class NitroInferClient {
       const bytes = await readBody(reply);
       if (reply.status === 400 && attempt === 0) {
         // The gateway did not know our key (an enclave restarted with a new one): attest again.
-        attestation = await this.attest();
+        attestation = attested(await this.attest());
         continue;
       }
       if (reply.status !== 200 || reply.headers.get('content-type') !== 'message/ohttp-res') {

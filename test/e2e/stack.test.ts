@@ -159,11 +159,12 @@ describe('end to end through the local stack', () => {
     const metadata = await client.metadata('canary');
     expect(metadata.inputs[0]).toMatchObject({ name: 'X', datatype: 'FP32' });
     expect(metadata.sha384).toBe(digests.get('canary'));
+    // Not in the attested list, even after re-attesting: the SDK refuses before sending the inputs.
     expect(
       await codeOfAsync(() =>
         client.infer('no-such-model', [{ name: 'X', shape: [1], datatype: 'FP32', data: [1] }]),
       ),
-    ).toBe('ERR_MODEL_NOT_FOUND');
+    ).toBe('ERR_CLIENT_MODEL_NOT_ATTESTED');
   });
 
   it('the relay learns nothing: canaries never appear in HTTP bodies, link frames or logs', async () => {
