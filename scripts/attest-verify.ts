@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import {
   certificatePemToDer,
   hexToBytes,
+  mergeExpectedPcrs,
   normalizeExpectedPcrs,
   parseNitroCliMeasurements,
   verifyAttestation,
@@ -86,16 +87,17 @@ function parseOrUsage(args: readonly string[]) {
   }
 }
 
-/** `--pcrs <nitro-cli json>` and repeated `--expect-pcr <i>=<hex>`, merged (the CLI's one reader). */
+/**
+ * `--pcrs <nitro-cli json>` and repeated `--expect-pcr <i>=<hex>`, merged (the CLI's one reader).
+ * Two different values for one index, from either flag, are refused (`ERR_POLICY_INVALID`, exit 2)
+ * rather than letting the last one win.
+ */
 export async function expectedPcrsFromFlags(values: {
   pcrs?: string | undefined;
   'expect-pcr'?: string[] | undefined;
-}): Promise<Map<number, Uint8Array>> {
-  const pcrs = new Map<number, Uint8Array>();
-  if (values.pcrs !== undefined) {
-    for (const [index, value] of parseNitroCliMeasurements(await readText(values.pcrs)))
-      pcrs.set(index, value);
-  }
+}): Promise<ReadonlyMap<number, Uint8Array>> {
+  const sources: ReadonlyMap<number, Uint8Array>[] = [];
+  if (values.pcrs !== undefined) sources.push(parseNitroCliMeasurements(await readText(values.pcrs)));
   for (const expectation of values['expect-pcr'] ?? []) {
     const match = /^(\d{1,2})=(?:0x)?([0-9a-fA-F]+)$/.exec(expectation);
     if (match === null)
@@ -103,10 +105,9 @@ export async function expectedPcrsFromFlags(values: {
         'ERR_CLI_USAGE',
         `--expect-pcr takes <index>=<hex>, got ${JSON.stringify(expectation)}`,
       );
-    for (const [index, value] of normalizeExpectedPcrs({ [match[1] as string]: match[2] as string }))
-      pcrs.set(index, value);
+    sources.push(normalizeExpectedPcrs({ [match[1] as string]: match[2] as string }));
   }
-  return pcrs;
+  return mergeExpectedPcrs(sources);
 }
 
 async function policyFromFlags(values: Flags): Promise<VerifyAttestationOptions> {

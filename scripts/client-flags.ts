@@ -16,7 +16,7 @@ export const CLIENT_FLAGS = {
 
 export const CLIENT_FLAGS_HELP = `  --endpoint <url>          the parent's base URL (or NITRO_INFER_ENDPOINT)
   --pcrs <file>             expected PCRs: a nitro-cli pcrs.json / build-enclave output
-  --expect-pcr <i>=<hex>    expected PCR i (repeatable)
+  --expect-pcr <i>=<hex>    expected PCR i (repeatable; PCR0 is required, from either flag)
   --root <pem file>         trust this Nitro root instead of AWS's (the simulated root for \`npm start\`)
   --max-age <duration>      oldest acceptable attestation (default 5m)
   --allow-debug             accept debug-mode enclaves (never in production)`;
@@ -37,8 +37,9 @@ export async function clientFromFlags(values: ClientFlagValues): Promise<NitroIn
     throw new CliError('ERR_CLI_USAGE', '--endpoint <http(s)://host:port> is required');
   }
   const pcrs = await expectedPcrsFromFlags(values);
-  if (pcrs.size === 0)
-    throw new CliError('ERR_CLI_USAGE', 'pin the enclave: --pcrs <pcrs.json> or --expect-pcr 0=<hex>');
+  // The SDK refuses a policy without PCR0 too; saying so here names the flags to fix.
+  if (!pcrs.has(0))
+    throw new CliError('ERR_CLI_USAGE', 'pin the enclave image: --pcrs <pcrs.json> or --expect-pcr 0=<hex>');
   const roots: Uint8Array[] = [];
   for (const file of values.root ?? []) roots.push(...pemCertificates(await readText(file), file));
   const policy: ClientPolicy = {

@@ -269,3 +269,72 @@ describe('nitro-infer command line', () => {
     }
   });
 });
+
+describe('nitro-infer pins: PCR0 required to talk to an enclave, one value per PCR', () => {
+  const A = 'a'.repeat(96);
+  const B = 'b'.repeat(96);
+  const pcrsFile = async (name: string, measurements: string) => {
+    const file = path.join(scratch, name);
+    await writeFile(file, `{ "Measurements": { "HashAlgorithm": "Sha384 { ... }", ${measurements} } }`);
+    return file;
+  };
+
+  it('control: --pcrs and --expect-pcr that agree → the pins pass and the missing input is reported', async () => {
+    const file = await pcrsFile('agree.json', `"PCR0": "${A}"`);
+    const result = await cli([
+      'attest',
+      'verify',
+      '/nonexistent/doc',
+      '--pcrs',
+      file,
+      '--expect-pcr',
+      `0=${A}`,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('ERR_CLI_INPUT');
+  });
+
+  it('--pcrs and --expect-pcr that disagree on PCR0 → exit 2 ERR_POLICY_INVALID', async () => {
+    const file = await pcrsFile('disagree.json', `"PCR0": "${A}"`);
+    const result = await cli([
+      'attest',
+      'verify',
+      '/nonexistent/doc',
+      '--pcrs',
+      file,
+      '--expect-pcr',
+      `0=${B}`,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('ERR_POLICY_INVALID');
+  });
+
+  it('--expect-pcr twice for one index with different values → exit 2 ERR_POLICY_INVALID', async () => {
+    const args = ['attest', 'verify', '/nonexistent/doc', '--expect-pcr', `0=${A}`, '--expect-pcr', `0=${B}`];
+    const result = await cli(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('ERR_POLICY_INVALID');
+  });
+
+  it('a pcrs.json naming PCR0 twice → exit 2 ERR_POLICY_INVALID', async () => {
+    const file = await pcrsFile('twice.json', `"PCR0": "${A}", "PCR0": "${B}"`);
+    const result = await cli(['attest', 'verify', '/nonexistent/doc', '--pcrs', file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('ERR_POLICY_INVALID');
+  });
+
+  it.each(['attest', 'infer'])(
+    '%s with only PCR3 pinned → exit 2 ERR_CLI_USAGE before any connection',
+    async (verb) => {
+      const input = path.join(scratch, 'request.json');
+      await writeFile(input, '{"inputs": []}');
+      const extra = verb === 'infer' ? ['--model', 'm', '--input', input] : [];
+      // Port 9 on loopback is never contacted: the flags are refused first.
+      const args = [verb, ...extra, '--endpoint', 'http://127.0.0.1:9', '--expect-pcr', `3=${A}`];
+      const result = await cli(args);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('ERR_CLI_USAGE');
+      expect(result.stderr).toContain('--expect-pcr 0=');
+    },
+  );
+});
