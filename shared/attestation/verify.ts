@@ -86,9 +86,10 @@ function signatureValid(signed: Uint8Array, signer: X509Certificate, signature: 
 
 /**
  * The NSM signs with a leaf it was issued for a few hours, so the time it writes into the document
- * lies within that leaf's validity. A document dated outside it is not an NSM's: either a signing
- * key outlived its certificate or the timestamp is forged to defeat a freshness check made by a
- * caller with a wrong or absent clock (the KMS simulator and `attest verify` set no maximum age).
+ * lies within that leaf's validity. A document dated outside it is not an NSM's: its key signed
+ * outside the window its certificate allows (a key kept past its certificate, or a date chosen by
+ * whoever holds the key). A caller that sets no maximum age (`attest verify` without `--max-age`)
+ * would otherwise never look at the date at all.
  */
 function checkTimestampInLeafValidity(timestamp: number, signer: X509Certificate): void {
   const notBefore = Date.parse(signer.validFrom);
