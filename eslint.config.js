@@ -23,6 +23,58 @@ function forbid(folders, packages) {
   };
 }
 
+/**
+ * What parent/ may import from shared/ (STYLE.md section 2; issue 10, Build 8): framing, errors,
+ * config, transport addresses, public key configs, the attestation verifier and the public binding.
+ * Everything else in shared/ is for the enclave and client only: the OHTTP gateway and HPKE
+ * primitives (they open requests with the private key), cluster-key derivation, receipt signing,
+ * sealing, and the inner plaintext formats (Binary HTTP, V2 tensors). An allow-list, so a new shared
+ * module stays closed to the parent until someone decides it holds no secret. Lint sees one file's
+ * direct imports; test/unit/parent-boundary.test.ts follows them transitively and keeps this list
+ * equal to the classification there.
+ */
+const PARENT_SHARED_MODULES = [
+  'errors.ts',
+  'cbor.ts',
+  'frames.ts',
+  'frame-writer.ts',
+  'config.ts',
+  'transport-address.ts',
+  'binding.ts',
+  'key-policy.ts',
+  'asn1.ts',
+  'ohttp/key-config.ts',
+  'ohttp/varint.ts',
+  'ohttp/padding.ts',
+  'attestation/*.ts',
+];
+
+/** Packages that decrypt or run models; the parent relays ciphertext and needs none of them. */
+const PARENT_FORBIDDEN_PACKAGES = [
+  'onnxruntime-node',
+  '@hpke/core',
+  '@hpke/common',
+  '@hpke/chacha20poly1305',
+  '@aws-crypto/client-node',
+];
+
+/**
+ * One regular expression, not gitignore-style globs: a glob that excludes `shared/**` cannot
+ * re-include `shared/ohttp/key-config.ts` (a file in an excluded directory stays excluded). Any
+ * specifier that reaches into shared/ and is not exactly an allowed file fires, so `./`, `../` or
+ * missing extensions cannot slip through either.
+ * @type {{ regex: string, message: string }}
+ */
+const PARENT_SHARED_ALLOW_LIST = {
+  regex: `(^|/)shared/(?!(${PARENT_SHARED_MODULES.map((module) =>
+    module.replaceAll('.', '\\.').replaceAll('*', '[a-z0-9-]+'),
+  ).join('|')})$)`,
+  message:
+    'parent/ may import from shared/ only modules without private keys or plaintext handling (PARENT_SHARED_MODULES in eslint.config.js)',
+};
+
+const parentFolderRules = forbid(['enclave', 'client', 'scripts', 'sim', 'test'], PARENT_FORBIDDEN_PACKAGES);
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'coverage/', 'build/', 'bench/results/'] },
   js.configs.recommended,
@@ -65,10 +117,12 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        forbid(['enclave', 'client', 'scripts', 'sim', 'test'], ['onnxruntime-node']),
+        { patterns: [...parentFolderRules.patterns, PARENT_SHARED_ALLOW_LIST] },
       ],
     },
   },
+  // TEMPORARY (issue 10, Build 1 removes parent/cluster-key.ts): it imports shared/cluster-key.ts; delete this line with the file.
+  { files: ['parent/cluster-key.ts'], rules: { 'no-restricted-imports': ['error', parentFolderRules] } },
   {
     files: ['client/**/*.ts'],
     rules: {
