@@ -205,7 +205,8 @@ function parseTensor(value: unknown, where: string): V2Tensor {
   const { name, shape, datatype, data, parameters } = value;
   if (typeof name !== 'string' || name.length === 0 || name.length > 256)
     throw invalid(`${where}.name must be a non-empty string`);
-  if (typeof datatype !== 'string' || !(datatype in V2_TO_ONNX_TYPE)) {
+  // An own-property check: `in` also finds Object.prototype's `constructor`, `toString`, `__proto__`…
+  if (typeof datatype !== 'string' || !Object.hasOwn(V2_TO_ONNX_TYPE, datatype)) {
     throw invalid(`${where}.datatype must be one of ${Object.keys(V2_TO_ONNX_TYPE).join(', ')}`);
   }
   if (
@@ -219,7 +220,7 @@ function parseTensor(value: unknown, where: string): V2Tensor {
   if (elements > MAX_TENSOR_ELEMENTS)
     throw invalid(`${where} has ${elements} elements; at most ${MAX_TENSOR_ELEMENTS}`);
   if (!Array.isArray(data)) throw invalid(`${where}.data must be an array`);
-  const flat = flatten(data, where);
+  const flat = flatten(data, shape as number[], where);
   if (flat.length !== elements)
     throw invalid(
       `${where}.data has ${flat.length} elements but shape [${shape.join(', ')}] needs ${elements}`,
@@ -241,18 +242,25 @@ function parseTensor(value: unknown, where: string): V2Tensor {
   };
 }
 
-/** V2 JSON allows nested (row-major) or flat data. */
-function flatten(data: unknown[], where: string): unknown[] {
+/**
+ * V2 JSON allows flat (row-major) or nested data. Nested data must have exactly the declared shape:
+ * a ragged array whose element count happens to match would otherwise be read in the wrong places.
+ */
+function flatten(data: unknown[], shape: readonly number[], where: string): unknown[] {
   if (!data.some(Array.isArray)) return data;
   const flat: unknown[] = [];
+  const ragged = () => invalid(`${where}.data nests differently from shape [${shape.join(', ')}]`);
+  // Depth is bounded by the rank (at most MAX_RANK), so the recursion is too.
   const visit = (items: unknown[], depth: number): void => {
-    if (depth > MAX_RANK) throw invalid(`${where}.data nests deeper than rank ${MAX_RANK}`);
+    if (depth >= shape.length || items.length !== shape[depth]) throw ragged();
+    const inner = depth + 1 < shape.length;
     for (const item of items) {
-      if (Array.isArray(item)) visit(item, depth + 1);
+      if (Array.isArray(item) !== inner) throw ragged();
+      if (inner) visit(item as unknown[], depth + 1);
       else flat.push(item);
     }
   };
-  visit(data, 1);
+  visit(data, 0);
   return flat;
 }
 
@@ -271,10 +279,12 @@ function toTypedArray(tensor: V2Tensor): ArrayBufferView {
         tensor.datatype === 'INT64' ? new BigInt64Array(data.length) : new BigUint64Array(data.length);
       data.forEach((value, index) => {
         if (!Number.isInteger(value)) throw invalid(`input ${tensor.name} must hold integers`);
-        typed[index] = BigInt(value as number);
+        const exact = BigInt(value as number);
+        typed[index] = exact;
+        // A 64-bit typed array stores the value modulo 2^64; reading it back shows a wrap.
+        if (typed[index] !== exact)
+          throw invalid(`input ${tensor.name} holds values outside ${tensor.datatype}`);
       });
-      if (tensor.datatype === 'UINT64' && !data.every((value) => (value as number) >= 0))
-        throw invalid(`input ${tensor.name} holds values outside UINT64`);
       return typed;
     }
     default: {
