@@ -25,12 +25,21 @@ export interface AttestationBinding {
   readonly models: readonly ModelIdentity[];
 }
 
-/** SHA-384 over the deterministic CBOR of the (name, digest) list sorted by name. */
+/**
+ * SHA-384 over the deterministic CBOR of the (name, digest) list sorted by name: an array of
+ * `[name, sha384 hex]` text-string pairs, names in UTF-16 code-unit order (model names are ASCII,
+ * so also byte order).
+ * @throws {ClientError} `ERR_CLIENT_BINDING_MISMATCH` when two entries share a name: such a list does
+ * not say which model the name runs, and its digest would depend on the order it was served in.
+ */
 export function modelListDigest(models: readonly ModelIdentity[]): Uint8Array {
-  const sorted = [...models]
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((model) => [model.name, model.sha384]);
-  return new Uint8Array(createHash('sha384').update(encodeDeterministicCbor(sorted)).digest());
+  const sorted = [...models].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  sorted.forEach((model, index) => {
+    if (index > 0 && sorted[index - 1]?.name === model.name)
+      throw new ClientError('ERR_CLIENT_BINDING_MISMATCH', 'the model list names one model twice');
+  });
+  const pairs = sorted.map((model) => [model.name, model.sha384]);
+  return new Uint8Array(createHash('sha384').update(encodeDeterministicCbor(pairs)).digest());
 }
 
 /**
