@@ -35,7 +35,8 @@ export function parseNitroCliMeasurements(json: string): ReadonlyMap<number, Uin
   const pcrs: Record<string, string> = {};
   for (const [key, value] of Object.entries(measurements)) {
     if (key === 'HashAlgorithm') continue;
-    const match = /^PCR(\d{1,2})$/.exec(key);
+    // No leading zeros: "PCR0" and "PCR00" would name one index twice and the later would win.
+    const match = /^PCR(0|[1-9]\d?)$/.exec(key);
     if (match === null || typeof value !== 'string')
       throw invalid(`unexpected measurement ${JSON.stringify(key)}`);
     pcrs[match[1] as string] = value;
