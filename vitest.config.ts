@@ -19,7 +19,7 @@ export default defineConfig({
       // STYLE.md 6 asks 95% of lines and branches. These floors are what test/unit/shared alone
       // reaches (rounded down); the whole suite covers more (cluster-key and sealing run in the
       // integration tests). Raise them as tests land; never lower them to let a change through.
-      thresholds: { lines: 95, branches: 93, functions: 95, statements: 94 },
+      thresholds: { lines: 95, branches: 94, functions: 96, statements: 94 },
     },
   },
 });
