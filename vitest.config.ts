@@ -16,6 +16,8 @@ export default defineConfig({
       provider: 'v8',
       include: ['shared/**/*.ts'],
       reporter: ['text-summary', 'json-summary'],
+      // The numbers are worth seeing when a slow test times out too.
+      reportOnFailure: true,
       // STYLE.md 6 asks 95% of lines and branches. These floors are what test/unit/shared alone
       // reaches (rounded down); the whole suite covers more (cluster-key and sealing run in the
       // integration tests). Raise them as tests land; never lower them to let a change through.
