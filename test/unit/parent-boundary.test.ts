@@ -47,6 +47,7 @@ const ENCLAVE_AND_CLIENT_ONLY: Readonly<Record<ModuleId, string>> = {
   'shared/sealing/index.ts': 'encrypts plaintext models (and names the KMS SDK that decrypts them)',
   'shared/ohttp/bhttp.ts': 'the inner plaintext HTTP messages, which exist only after decryption',
   'shared/inference/v2.ts': 'plaintext tensors, which exist only after decryption',
+  'shared/inference/binary-tensor.ts': 'raw plaintext tensor bytes, which exist only after decryption',
 };
 
 /** Folders the parent must not reach even indirectly (STYLE.md section 2). */
