@@ -74,6 +74,7 @@ export const ERROR_CODES = [
   'ERR_MODEL_DIGEST_MISMATCH',
   'ERR_MODEL_INVALID',
   'ERR_MODEL_NOT_FOUND',
+  'ERR_MODEL_NOT_READY',
   'ERR_MODEL_LOAD_FAILED',
   // Inference requests (Open Inference Protocol v2).
   'ERR_INFERENCE_INPUT_INVALID',
@@ -139,7 +140,10 @@ export type ModelErrorCode = Extract<
 >;
 
 /** Codes of inference requests. */
-export type InferenceErrorCode = Extract<ErrorCode, `ERR_INFERENCE_${string}` | 'ERR_MODEL_NOT_FOUND'>;
+export type InferenceErrorCode = Extract<
+  ErrorCode,
+  `ERR_INFERENCE_${string}` | 'ERR_MODEL_NOT_FOUND' | 'ERR_MODEL_NOT_READY'
+>;
 
 /** Codes of transports. */
 export type TransportErrorCode = Extract<ErrorCode, `ERR_TRANSPORT_${string}`>;

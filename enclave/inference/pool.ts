@@ -1,7 +1,14 @@
 /**
  * A pool of inference worker threads (DESIGN.md 6). Every worker holds every loaded model, with one
  * intra-op thread each, so concurrent requests spread across cores while the main thread only
- * frames, decrypts and dispatches. Requests go to the worker with the fewest in flight.
+ * frames, decrypts and dispatches. Requests go to the worker with the fewest in flight among those
+ * that hold the model.
+ *
+ * Memory: one plaintext buffer serves every worker in turn (moved to a worker, moved back zeroed),
+ * so a load never holds more than one copy of the plaintext outside the sessions. A worker that
+ * dies is replaced (bounded restarts with backoff); its sessions are gone with it, and the enclave
+ * keeps no plaintext, so the models it held are reported as lost until the parent streams them
+ * again ({@link InferencePool.restore}); meanwhile the workers that still hold them serve.
  */
 // First: ONNX Runtime's telemetry must be off before any worker loads the native library.
 import './onnxruntime-env.ts';
@@ -33,28 +40,70 @@ interface Pending {
 
 interface PoolWorker {
   readonly worker: Worker;
+  readonly slot: number;
+  readonly startedAt: number;
   readonly pending: Map<number, Pending>;
+  /** Answers awaited for loads and unloads, by session key. */
+  readonly waiters: Map<string, (response: WorkerResponse) => void>;
+  /** Session keys this worker holds. */
+  readonly keys: Set<string>;
   alive: boolean;
+  /** The plaintext buffer while it is in this worker. */
+  lent: PlaintextBuffer | undefined;
 }
+
+/**
+ * A plaintext model buffer the pool can move to workers and back (a `BufferLease` of the memory
+ * budget, or a caller's own bytes). `lost` is called once the worker holding it has exited.
+ */
+export interface PlaintextBuffer {
+  readonly view: Uint8Array;
+  lend(): ArrayBuffer;
+  restore(buffer: ArrayBuffer): void;
+  lost(): void;
+}
+
+/** Structured log lines of the pool (no content ever). */
+export type PoolLog = (
+  level: 'info' | 'warn' | 'error',
+  event: string,
+  details?: Readonly<Record<string, string | number | boolean>>,
+) => void;
 
 /** Options of {@link InferencePool}. */
 export interface InferencePoolOptions {
   /** Worker count; defaults to the CPUs available to the enclave. */
   readonly size?: number;
+  readonly log?: PoolLog;
 }
+
+/** Restarts of one worker slot in a row before it is given up (each after a longer pause). */
+export const MAX_WORKER_RESTARTS = 5;
+/** The first pause before a replacement; doubled on each restart in a row, up to the maximum. */
+export const WORKER_RESTART_BACKOFF_MS = 200;
+export const MAX_WORKER_RESTART_BACKOFF_MS = 10_000;
+/** A worker that lived this long resets its slot's count: it died of something new, not a crash loop. */
+export const WORKER_STABLE_MS = 60_000;
 
 /** Runs ONNX models off the event loop. */
 export class InferencePool {
-  readonly #workers: PoolWorker[];
+  readonly #slots: PoolWorker[];
+  readonly #restartsInRow: number[];
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #log: PoolLog;
+  readonly #listeners = new Set<() => void>();
   /** Model name → the key its sessions have in the workers (a new one per load) and its metadata. */
   readonly #models = new Map<string, { key: string; metadata: V2ModelMetadata }>();
   #generation = 0;
-  readonly #loadWaiters = new Map<Worker, Map<string, (response: WorkerResponse) => void>>();
   #nextRequestId = 1;
+  #restarts = 0;
+  #closed = false;
 
   constructor(options: InferencePoolOptions = {}) {
     const size = Math.max(1, options.size ?? os.availableParallelism());
-    this.#workers = Array.from({ length: size }, () => this.#spawn());
+    this.#log = options.log ?? (() => {});
+    this.#restartsInRow = new Array<number>(size).fill(0);
+    this.#slots = Array.from({ length: size }, (_, slot) => this.#spawn(slot));
   }
 
   /** Metadata of every loaded model. */
@@ -62,66 +111,142 @@ export class InferencePool {
     return new Map([...this.#models].map(([name, entry]) => [name, entry.metadata]));
   }
 
+  /** Worker slots, how many run now, and replacements made since start. */
+  get workers(): { readonly size: number; readonly alive: number; readonly restarts: number } {
+    return { size: this.#slots.length, alive: this.#alive().length, restarts: this.#restarts };
+  }
+
+  /** Workers that hold a session of `name` now. */
+  sessions(name: string): number {
+    const key = this.#models.get(name)?.key;
+    return key === undefined ? 0 : this.#alive().filter((entry) => entry.keys.has(key)).length;
+  }
+
+  /** Models some running worker lacks (it replaced one that died): the parent must stream them again. */
+  lostModels(): string[] {
+    const alive = this.#alive();
+    return [...this.#models]
+      .filter(([, entry]) => alive.some((worker) => !worker.keys.has(entry.key)))
+      .map(([name]) => name)
+      .sort();
+  }
+
+  /** Calls `listener` whenever a worker dies or is replaced, or sessions come back. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /**
-   * Builds a session for `model` in every worker, then overwrites `model`. A model that fails in
-   * any worker is unloaded from all, so it is never half-loaded.
+   * Builds a session for `model` in every worker, one after the other with the same buffer, which
+   * the last one zeroes. A model that fails in any worker is unloaded from all, so it is never
+   * half-loaded. The caller zeroes the buffer again when it gets it back (a failure stops early).
    * @throws {ModelError} `ERR_MODEL_INVALID` or `ERR_MODEL_LOAD_FAILED`.
    */
-  async load(name: string, model: Uint8Array): Promise<V2ModelMetadata> {
+  async load(name: string, model: Uint8Array | PlaintextBuffer): Promise<V2ModelMetadata> {
+    const plaintext = model instanceof Uint8Array ? ownBuffer(model) : model;
     // Sessions are built under a fresh key; the name switches to it only once every worker has it,
     // so a failed load never disturbs the version that is serving.
     const key = `${name}@${++this.#generation}`;
-    try {
-      const workers = this.#alive();
-      // Each worker gets its own copy, moved (not cloned) across the thread boundary; the last one
-      // takes the caller's buffer itself. Workers overwrite their copy once the session is built.
-      const answers = await Promise.all(
-        workers.map((entry, index) => {
-          const copy = index === workers.length - 1 ? model : new Uint8Array(model);
-          return this.#request(
-            entry.worker,
-            key,
-            { op: 'load', name: key, model: copy, intraOpThreads: 1 },
-            copy,
-          );
-        }),
-      );
-      const failure = answers.find((answer) => answer.op === 'failed');
-      if (workers.length === 0 || failure !== undefined || answers.some((answer) => answer.op !== 'loaded')) {
-        await this.#unloadKey(key);
-        const code =
-          failure?.op === 'failed' && failure.code === 'ERR_MODEL_INVALID'
-            ? 'ERR_MODEL_INVALID'
-            : 'ERR_MODEL_LOAD_FAILED';
-        throw new ModelError(code, failure?.op === 'failed' ? failure.message : `model ${name} did not load`);
+    const workers = this.#alive();
+    let metadata: V2ModelMetadata | undefined;
+    let failure: WorkerResponse | undefined;
+    for (const [index, entry] of workers.entries()) {
+      const answer = await this.#loadInto(entry, key, plaintext, index === workers.length - 1);
+      if (answer.op !== 'loaded') {
+        failure = answer;
+        break;
       }
-      const { metadata } = answers[0] as Extract<WorkerResponse, { op: 'loaded' }>;
-      const previous = this.#models.get(name);
-      this.#models.set(name, { key, metadata: { ...metadata, name } });
-      if (previous !== undefined) await this.#unloadKey(previous.key);
-      return { ...metadata, name };
-    } finally {
-      // Moved to a worker (detached, nothing left here) or still ours: then overwrite it.
-      if (model.buffer.byteLength > 0) model.fill(0);
+      metadata ??= answer.metadata;
     }
+    if (metadata === undefined || failure !== undefined) {
+      await this.#unloadKey(key);
+      const code =
+        failure?.op === 'failed' && failure.code === 'ERR_MODEL_INVALID'
+          ? 'ERR_MODEL_INVALID'
+          : 'ERR_MODEL_LOAD_FAILED';
+      throw new ModelError(code, failure?.op === 'failed' ? failure.message : `model ${name} did not load`);
+    }
+    const previous = this.#models.get(name);
+    this.#models.set(name, { key, metadata: { ...metadata, name } });
+    if (previous !== undefined) await this.#unloadKey(previous.key);
+    return { ...metadata, name };
   }
 
-  /** Drops a model from every worker. */
+  /**
+   * Builds sessions of the serving version of `name` in the running workers that lack one (after a
+   * worker was replaced), from a fresh copy of the same model. The caller checks it is the same.
+   * @throws {ModelError} `ERR_MODEL_NOT_FOUND`, `ERR_MODEL_INVALID` or `ERR_MODEL_LOAD_FAILED`.
+   */
+  async restore(name: string, model: PlaintextBuffer): Promise<number> {
+    const entry = this.#models.get(name);
+    if (entry === undefined) throw new ModelError('ERR_MODEL_NOT_FOUND', `model ${name} is not loaded`);
+    let restored = 0;
+    const targets = this.#alive().filter((candidate) => !candidate.keys.has(entry.key));
+    for (const [index, worker] of targets.entries()) {
+      const answer = await this.#loadInto(worker, entry.key, model, index === targets.length - 1);
+      if (answer.op !== 'loaded')
+        throw new ModelError(
+          answer.op === 'failed' && answer.code === 'ERR_MODEL_INVALID'
+            ? 'ERR_MODEL_INVALID'
+            : 'ERR_MODEL_LOAD_FAILED',
+          `model ${name} did not come back in a replaced worker`,
+        );
+      restored += 1;
+    }
+    this.#changed();
+    return restored;
+  }
+
+  /** Drops a model from every worker; resolves once their sessions are released. */
   async unload(name: string): Promise<void> {
     const entry = this.#models.get(name);
     this.#models.delete(name);
     if (entry !== undefined) await this.#unloadKey(entry.key);
   }
 
+  async #loadInto(
+    entry: PoolWorker,
+    key: string,
+    plaintext: PlaintextBuffer,
+    wipe: boolean,
+  ): Promise<WorkerResponse> {
+    if (!entry.alive)
+      return { op: 'failed', code: 'ERR_MODEL_LOAD_FAILED', message: 'the inference worker stopped' };
+    const { byteOffset, byteLength } = plaintext.view;
+    const buffer = plaintext.lend();
+    entry.lent = plaintext;
+    const answer = await this.#request(
+      entry,
+      key,
+      { op: 'load', name: key, buffer, byteOffset, byteLength, wipe, intraOpThreads: 1 },
+      [buffer],
+    );
+    const returned = answer.op === 'loaded' || answer.op === 'failed' ? answer.buffer : undefined;
+    // Without the buffer the worker died holding it: `lost` follows from its exit handler.
+    if (returned !== undefined) {
+      entry.lent = undefined;
+      plaintext.restore(returned);
+    }
+    if (answer.op === 'loaded') entry.keys.add(key);
+    return answer;
+  }
+
   async #unloadKey(key: string): Promise<void> {
     await Promise.all(
-      this.#alive().map((entry) => this.#request(entry.worker, key, { op: 'unload', name: key })),
+      this.#alive()
+        .filter((entry) => entry.keys.has(key))
+        .map(async (entry) => {
+          await this.#request(entry, key, { op: 'unload', name: key });
+          entry.keys.delete(key);
+        }),
     );
   }
 
   /**
    * Validates a V2 request against the model and runs it.
-   * @throws {InferenceError} `ERR_MODEL_NOT_FOUND`, `ERR_INFERENCE_INPUT_INVALID` or `ERR_INFERENCE_FAILED`.
+   * @throws {InferenceError} `ERR_MODEL_NOT_FOUND`, `ERR_MODEL_NOT_READY`, `ERR_INFERENCE_INPUT_INVALID`
+   *   or `ERR_INFERENCE_FAILED`.
    */
   async infer(name: string, request: V2InferenceRequest): Promise<V2InferenceResponse> {
     const metadata = this.#models.get(name)?.metadata;
@@ -152,9 +277,14 @@ export class InferencePool {
         new InferenceError('ERR_MODEL_NOT_FOUND', `model ${JSON.stringify(name.slice(0, 64))} is not loaded`),
       );
     }
-    const candidates = this.#alive();
+    const candidates = this.#alive().filter((entry) => entry.keys.has(key));
     if (candidates.length === 0)
-      return Promise.reject(new InferenceError('ERR_INFERENCE_FAILED', 'no inference worker is running'));
+      return Promise.reject(
+        new InferenceError(
+          'ERR_MODEL_NOT_READY',
+          `model ${JSON.stringify(name.slice(0, 64))} lost its sessions and is being loaded again`,
+        ),
+      );
     const target = candidates.reduce((best, entry) =>
       entry.pending.size < best.pending.size ? entry : best,
     );
@@ -172,10 +302,13 @@ export class InferencePool {
     });
   }
 
-  /** Stops every worker. */
+  /** Stops every worker (and every pending replacement). */
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     await Promise.all(
-      this.#workers.map(async (entry) => {
+      this.#slots.map(async (entry) => {
         entry.alive = false;
         await entry.worker.terminate();
       }),
@@ -183,27 +316,71 @@ export class InferencePool {
   }
 
   #alive(): PoolWorker[] {
-    return this.#workers.filter((entry) => entry.alive);
+    return this.#slots.filter((entry) => entry.alive);
   }
 
-  #spawn(): PoolWorker {
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  #spawn(slot: number): PoolWorker {
     const worker = new Worker(WORKER_ENTRY);
-    const entry: PoolWorker = { worker, pending: new Map(), alive: true };
-    this.#loadWaiters.set(worker, new Map());
+    const entry: PoolWorker = {
+      worker,
+      slot,
+      startedAt: Date.now(),
+      pending: new Map(),
+      waiters: new Map(),
+      keys: new Set(),
+      alive: true,
+      lent: undefined,
+    };
     worker.on('message', (response: WorkerResponse) => this.#onMessage(entry, response));
     const fail = () => {
+      if (!entry.alive) return;
       // A worker that died takes its in-flight requests with it; the others keep serving.
       entry.alive = false;
       for (const pending of entry.pending.values())
         pending.reject(new InferenceError('ERR_INFERENCE_FAILED', 'the inference worker stopped'));
       entry.pending.clear();
-      for (const waiter of this.#loadWaiters.get(worker)?.values() ?? [])
+      for (const waiter of entry.waiters.values())
         waiter({ op: 'failed', code: 'ERR_MODEL_LOAD_FAILED', message: 'the inference worker stopped' });
-      this.#loadWaiters.get(worker)?.clear();
+      entry.waiters.clear();
     };
     worker.on('error', fail);
-    worker.on('exit', fail);
+    worker.on('exit', (exitCode) => {
+      const unexpected = entry.alive && !this.#closed;
+      fail();
+      // Its heap — and a plaintext buffer lent to it — is gone with the thread.
+      entry.lent?.lost();
+      entry.lent = undefined;
+      if (unexpected) this.#replace(entry, exitCode);
+    });
     return entry;
+  }
+
+  #replace(dead: PoolWorker, exitCode: number): void {
+    const slot = dead.slot;
+    if (Date.now() - dead.startedAt >= WORKER_STABLE_MS) this.#restartsInRow[slot] = 0;
+    const inRow = ++this.#restartsInRow[slot]!;
+    if (inRow > MAX_WORKER_RESTARTS) {
+      this.#log('error', 'inference.worker_abandoned', { slot, exitCode, restarts: inRow - 1 });
+      this.#changed();
+      return;
+    }
+    const delayMs = Math.min(MAX_WORKER_RESTART_BACKOFF_MS, WORKER_RESTART_BACKOFF_MS * 2 ** (inRow - 1));
+    this.#log('warn', 'inference.worker_died', { slot, exitCode, delayMs, lost: dead.keys.size });
+    this.#changed();
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.#closed) return;
+      this.#slots[slot] = this.#spawn(slot);
+      this.#restarts += 1;
+      this.#log('info', 'inference.worker_replaced', { slot, restarts: this.#restarts });
+      this.#changed();
+    }, delayMs);
+    timer.unref();
+    this.#timers.add(timer);
   }
 
   #onMessage(entry: PoolWorker, response: WorkerResponse): void {
@@ -223,22 +400,44 @@ export class InferencePool {
     }
     const name = 'name' in response ? response.name : undefined;
     if (name === undefined) return;
-    const waiters = this.#loadWaiters.get(entry.worker);
-    const waiter = waiters?.get(name);
-    waiters?.delete(name);
+    const waiter = entry.waiters.get(name);
+    entry.waiters.delete(name);
     waiter?.(response);
   }
 
   #request(
-    worker: Worker,
+    entry: PoolWorker,
     name: string,
     message: WorkerRequest,
-    transfer?: Uint8Array,
+    transfer: ArrayBuffer[] = [],
   ): Promise<WorkerResponse> {
+    if (!entry.alive)
+      return Promise.resolve({
+        op: 'failed',
+        code: 'ERR_MODEL_LOAD_FAILED',
+        message: 'the inference worker stopped',
+      });
     return new Promise((resolve) => {
-      this.#loadWaiters.get(worker)?.set(name, resolve);
+      entry.waiters.set(name, resolve);
       // The buffer is moved, not copied: after this the sender cannot read it any more.
-      worker.postMessage(message, transfer === undefined ? [] : [transfer.buffer as ArrayBuffer]);
+      entry.worker.postMessage(message, transfer);
     });
   }
+}
+
+/** A caller's own bytes as a {@link PlaintextBuffer}: moved to each worker and back. */
+function ownBuffer(bytes: Uint8Array): PlaintextBuffer {
+  // Read before the first move: a moved view reads as empty.
+  const { byteOffset, byteLength } = bytes;
+  let view = bytes;
+  return {
+    get view() {
+      return view;
+    },
+    lend: () => view.buffer as ArrayBuffer,
+    restore: (buffer) => {
+      view = new Uint8Array(buffer, byteOffset, byteLength);
+    },
+    lost: () => {},
+  };
 }

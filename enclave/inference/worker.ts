@@ -1,7 +1,7 @@
 /**
  * An inference worker thread: holds ONNX Runtime sessions and runs them, so `run()` (which blocks
- * its thread) never blocks the enclave's event loop. Model bytes arrive as a private copy that is
- * overwritten as soon as the session is built.
+ * its thread) never blocks the enclave's event loop. Model bytes arrive in a buffer moved here from
+ * the pool and moved back once the session is built; the last worker to get them overwrites them.
  */
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
@@ -18,7 +18,13 @@ function reply(message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
 }
 
-async function load(name: string, model: Uint8Array, intraOpThreads: number): Promise<void> {
+async function load(
+  name: string,
+  buffer: ArrayBuffer,
+  model: Uint8Array,
+  wipe: boolean,
+  intraOpThreads: number,
+): Promise<void> {
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(model, {
@@ -28,16 +34,20 @@ async function load(name: string, model: Uint8Array, intraOpThreads: number): Pr
     });
   } catch {
     // ONNX Runtime's message may quote model content; report only that it failed.
-    reply({
-      op: 'failed',
-      name,
-      code: 'ERR_MODEL_INVALID',
-      message: 'ONNX Runtime could not build a session from the model',
-    });
+    if (wipe) model.fill(0);
+    reply(
+      {
+        op: 'failed',
+        name,
+        buffer,
+        code: 'ERR_MODEL_INVALID',
+        message: 'ONNX Runtime could not build a session from the model',
+      },
+      [buffer],
+    );
     return;
-  } finally {
-    model.fill(0);
   }
+  if (wipe) model.fill(0);
   let metadata: V2ModelMetadata;
   try {
     metadata = {
@@ -60,13 +70,15 @@ async function load(name: string, model: Uint8Array, intraOpThreads: number): Pr
     };
   } catch (error) {
     await session.release();
-    reply({ op: 'failed', name, code: 'ERR_MODEL_INVALID', message: (error as Error).message });
+    reply({ op: 'failed', name, buffer, code: 'ERR_MODEL_INVALID', message: (error as Error).message }, [
+      buffer,
+    ]);
     return;
   }
   await warmUp(session, metadata);
   await sessions.get(name)?.release();
   sessions.set(name, session);
-  reply({ op: 'loaded', name, metadata });
+  reply({ op: 'loaded', name, metadata, buffer }, [buffer]);
 }
 
 /** One run on zeros (dynamic dimensions as 1) so the first real request does not pay for allocation. */
@@ -129,17 +141,36 @@ async function run(
   reply({ op: 'result', requestId, outputs }, transfer);
 }
 
+/**
+ * Test builds only: a worker that runs the model named here exits, as a crash in a session would,
+ * so tests can show that a dead worker is replaced and its models come back. The variable is part
+ * of the image's measured environment; the parent cannot set it.
+ */
+const EXIT_ON_MODEL = process.env.NITRO_INFER_TEST_WORKER_EXIT_ON_MODEL;
+
 port.on('message', (message: WorkerRequest) => {
   switch (message.op) {
     case 'load':
-      void load(message.name, message.model, message.intraOpThreads);
+      void load(
+        message.name,
+        message.buffer,
+        new Uint8Array(message.buffer, message.byteOffset, message.byteLength),
+        message.wipe,
+        message.intraOpThreads,
+      );
       break;
     case 'unload':
-      void sessions.get(message.name)?.release();
-      sessions.delete(message.name);
-      reply({ op: 'unloaded', name: message.name });
+      // The answer waits for the release, so the pool returns the memory to the budget only once
+      // ONNX Runtime has freed it.
+      void (async () => {
+        const session = sessions.get(message.name);
+        sessions.delete(message.name);
+        await session?.release().catch(() => {});
+        reply({ op: 'unloaded', name: message.name });
+      })();
       break;
     case 'run':
+      if (EXIT_ON_MODEL !== undefined && message.name.startsWith(`${EXIT_ON_MODEL}@`)) process.exit(70);
       void run(message.requestId, message.name, message.inputs, message.outputNames);
       break;
   }
