@@ -56,6 +56,7 @@ for (let round = 0; round < REPEATS; round++) {
     ciphertext: createReadStream(sealedFile, { highWaterMark: CHUNK_BYTES }),
     ciphertextBytes: artifact.byteLength,
     decrypt: stack.decrypt,
+    output: { view: new Uint8Array(artifact.byteLength), written: 0 },
   });
   decryptOnly.push(Number(process.hrtime.bigint() - start) / 1e6);
   unsealed.plaintext.fill(0);

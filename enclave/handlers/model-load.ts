@@ -11,7 +11,7 @@ export function modelLoadHandler(models: ModelManager, uploads: Uploads): LinkHa
     if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
       throw invalidRequest('model.load needs a size in bytes');
     }
-    uploads.begin(connection, name, models.beginLoad(name, size));
+    await uploads.begin(connection, name, () => models.beginLoad(name, size));
     return {};
   };
 }

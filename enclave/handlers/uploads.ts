@@ -12,11 +12,12 @@ export class Uploads {
   // One close hook per connection, however many uploads it starts.
   readonly #hooked = new Set<number>();
 
-  /** Starts `upload` for `name` on `connection`, abandoning one already in progress there. */
-  begin(connection: Connection, name: string, upload: ModelUpload): void {
-    const key = keyOf(connection, name);
-    this.#uploads.get(key)?.abort();
-    this.#uploads.set(key, upload);
+  /**
+   * Starts an upload for `name` on `connection` (abandoning one already in progress there) once
+   * `start` resolves. Call it synchronously from the handler: the close hook is in place before
+   * anything is awaited, so an upload whose connection closed meanwhile is abandoned, not kept.
+   */
+  async begin(connection: Connection, name: string, start: () => Promise<ModelUpload>): Promise<void> {
     if (!this.#hooked.has(connection.id)) {
       this.#hooked.add(connection.id);
       connection.onClose(() => {
@@ -29,6 +30,14 @@ export class Uploads {
         }
       });
     }
+    const upload = await start();
+    if (!this.#hooked.has(connection.id)) {
+      upload.abort();
+      throw invalidRequest('the connection closed before the upload started');
+    }
+    const key = keyOf(connection, name);
+    this.#uploads.get(key)?.abort();
+    this.#uploads.set(key, upload);
   }
 
   /** The upload of `name` on `connection`. */

@@ -2,6 +2,11 @@
  * The enclave's loaded models: a load streams ciphertext in (with back-pressure), reserves memory
  * first, unseals, builds sessions in every inference worker and only then makes the model visible.
  * A failure at any step leaves nothing loaded and the previous version of the model (if any) serving.
+ *
+ * What a load reserves (docs/protocols.md, "Memory"): a plaintext buffer of the artifact's size from
+ * the budget's pool (one copy; the pool moves it from worker to worker) and, per worker,
+ * {@link SESSION_MEMORY_FACTOR} × that size + {@link SESSION_OVERHEAD_BYTES} for its session. The
+ * session reservation is released only after every worker has released the session (or died).
  */
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
@@ -11,11 +16,23 @@ import type { V2ModelMetadata } from '../../shared/inference/v2.ts';
 import { MODEL_NAME_PATTERN } from '../../shared/sealing/index.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import type { DecryptRequest } from '../kms/attested-kms.ts';
-import type { MemoryBudget, Reservation } from './memory-budget.ts';
+import type { BufferLease, MemoryBudget, Reservation } from './memory-budget.ts';
 import { unsealModel } from './unseal.ts';
 
 /** Largest sealed artifact accepted (the memory budget usually says no earlier). */
 export const MAX_ARTIFACT_BYTES = 16 * 1024 * 1024 * 1024;
+
+/**
+ * Memory of one worker's session, as a multiple of the model's size. Measured with onnxruntime-node
+ * on dense models of 16 and 64 MiB (RSS after a warm-up run): 0.9–2.0× the model bytes once built
+ * (initializers copied into ONNX Runtime's tensors, allocator rounding); while a session is built,
+ * the parsed graph and the tensors coexist, about 2×. Workers build one at a time, so 2× per worker
+ * bounds both. Activations of a run depend on its inputs, which the inference body limit bounds.
+ */
+export const SESSION_MEMORY_FACTOR = 2;
+
+/** Per-session cost beyond the weights (graph, kernels, arena start), measured under 1 MiB. */
+export const SESSION_OVERHEAD_BYTES = 1024 * 1024;
 
 /** A model that is serving. */
 export interface LoadedModel {
@@ -46,6 +63,8 @@ export interface ModelManagerOptions {
 export class ModelManager {
   readonly #options: ModelManagerOptions;
   readonly #loaded = new Map<string, { model: LoadedModel; reservation: Reservation }>();
+  /** Names with a repair (sessions coming back in replaced workers) in progress. */
+  readonly #repairing = new Set<string>();
 
   constructor(options: ModelManagerOptions) {
     this.#options = options;
@@ -62,11 +81,18 @@ export class ModelManager {
     return this.#loaded.get(name)?.model;
   }
 
+  /** Bytes a model's sessions are reserved for: every worker slot, replaced ones included. */
+  sessionBytes(modelBytes: number): number {
+    return this.#options.pool.workers.size * (SESSION_MEMORY_FACTOR * modelBytes + SESSION_OVERHEAD_BYTES);
+  }
+
   /**
-   * Starts loading `name` from a sealed artifact of `ciphertextBytes` bytes.
+   * Starts loading `name` from a sealed artifact of `ciphertextBytes` bytes. When `name` serves but
+   * a replaced worker lacks it, this is a repair: the sessions are already reserved, only the buffer
+   * is taken, and the artifact must be the one serving (same digest).
    * @throws {ModelError} `ERR_MODEL_TOO_LARGE` (before anything is decrypted) or `ERR_MODEL_LOAD_FAILED`.
    */
-  beginLoad(name: string, ciphertextBytes: number): ModelUpload {
+  async beginLoad(name: string, ciphertextBytes: number): Promise<ModelUpload> {
     if (!MODEL_NAME_PATTERN.test(name)) throw new ModelError('ERR_MODEL_LOAD_FAILED', 'invalid model name');
     if (
       !Number.isSafeInteger(ciphertextBytes) ||
@@ -75,16 +101,37 @@ export class ModelManager {
     ) {
       throw new ModelError('ERR_MODEL_LOAD_FAILED', `artifact size must be 1 to ${MAX_ARTIFACT_BYTES} bytes`);
     }
-    const reservation = this.#options.budget.reserve(ciphertextBytes);
+    const budget = this.#options.budget;
+    const repair =
+      this.#loaded.has(name) && !this.#repairing.has(name) && this.#options.pool.lostModels().includes(name);
+    const sessionBytes = repair ? 0 : this.sessionBytes(ciphertextBytes);
+    await budget.makeRoom(sessionBytes, ciphertextBytes);
+    // Sessions first: a refused load must not leave a freshly allocated buffer behind.
+    const reservation = budget.reserve(sessionBytes);
+    let lease: BufferLease;
+    try {
+      lease = budget.acquire(ciphertextBytes);
+    } catch (error) {
+      reservation.release();
+      throw error;
+    }
+    if (repair) this.#repairing.add(name);
     const input = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
     let received = 0;
-    const result = this.#load(name, ciphertextBytes, input).then(
+    const result = this.#load(name, ciphertextBytes, input, lease, repair).then(
       (model) => {
+        if (repair) {
+          this.#repairing.delete(name);
+          reservation.release(); // nothing was reserved for it
+          return model;
+        }
         this.#loaded.get(name)?.reservation.release();
         this.#loaded.set(name, { model, reservation });
         return model;
       },
       (error: unknown) => {
+        if (repair) this.#repairing.delete(name);
+        // The pool has unloaded the failed sessions (or their worker is gone) before rejecting.
         reservation.release();
         throw error;
       },
@@ -128,21 +175,56 @@ export class ModelManager {
     if (entry === undefined)
       throw new ModelError('ERR_MODEL_NOT_FOUND', `model ${JSON.stringify(name.slice(0, 64))} is not loaded`);
     this.#loaded.delete(name);
-    entry.reservation.release();
+    // Released only once every worker has released its session: until then the memory is held.
     await this.#options.pool.unload(name);
+    entry.reservation.release();
   }
 
-  async #load(name: string, ciphertextBytes: number, input: PassThrough): Promise<LoadedModel> {
-    const { identity, plaintext } = await unsealModel({
-      ciphertext: input,
-      ciphertextBytes,
-      decrypt: this.#options.decrypt,
-      expectedName: name,
-      ...(this.#options.allowedKeyArns === undefined ? {} : { allowedKeyArns: this.#options.allowedKeyArns }),
-    });
-    const sizeBytes = plaintext.byteLength;
-    // The pool copies the bytes into each worker and overwrites `plaintext` when done.
-    const metadata = await this.#options.pool.load(name, plaintext);
-    return { identity, metadata, sizeBytes };
+  async #load(
+    name: string,
+    ciphertextBytes: number,
+    input: PassThrough,
+    lease: BufferLease,
+    repair: boolean,
+  ): Promise<LoadedModel> {
+    try {
+      const { identity, plaintext } = await unsealModel({
+        ciphertext: input,
+        ciphertextBytes,
+        decrypt: this.#options.decrypt,
+        expectedName: name,
+        output: lease,
+        ...(this.#options.allowedKeyArns === undefined
+          ? {}
+          : { allowedKeyArns: this.#options.allowedKeyArns }),
+      });
+      const sizeBytes = plaintext.byteLength;
+      // The pool sees exactly the plaintext, in the lease's buffer.
+      const pooled = {
+        get view() {
+          return lease.view.subarray(0, sizeBytes);
+        },
+        lend: () => lease.lend(),
+        restore: (returned: ArrayBuffer) => lease.restore(returned),
+        lost: () => lease.lost(),
+      };
+      if (repair) {
+        const serving = this.#loaded.get(name);
+        if (serving === undefined || serving.model.identity.sha384 !== identity.sha384) {
+          throw new ModelError(
+            'ERR_MODEL_LOAD_FAILED',
+            `model ${name} lost sessions: it comes back only from the artifact that is serving`,
+          );
+        }
+        await this.#options.pool.restore(name, pooled);
+        return serving.model;
+      }
+      const metadata = await this.#options.pool.load(name, pooled);
+      return { identity, metadata, sizeBytes };
+    } finally {
+      // Zeroes what was written and returns the buffer to the pool; a no-op while a worker that
+      // died still "holds" it (its exit releases the bytes).
+      lease.release();
+    }
   }
 }

@@ -2,8 +2,9 @@
  * Unsealing a model inside the enclave (DESIGN.md 2, 4.7): the ciphertext streams in, the
  * Encryption SDK's KMS keyring obtains the data key through the attested `Decrypt`, every frame is
  * authenticated before its plaintext is released, the plaintext lands in one buffer sized from the
- * declared artifact size, and its SHA-384 must equal the digest bound in the encryption context.
- * On any failure the buffer is overwritten and a typed error says which check failed.
+ * declared artifact size (lent by the memory budget's pool, never allocated here), and its SHA-384
+ * must equal the digest bound in the encryption context. On any failure the written part of the
+ * buffer is overwritten and a typed error says which check failed.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
@@ -28,9 +29,14 @@ export interface UnsealOptions {
   readonly allowedKeyArns?: readonly string[];
   /** Refuse an artifact sealed under another model name. */
   readonly expectedName?: string;
+  /**
+   * Where the plaintext goes: `view` at least `ciphertextBytes` long; `written` is kept up to date
+   * so that only written bytes need zeroing later (a `BufferLease` from the memory budget).
+   */
+  readonly output: { readonly view: Uint8Array; written: number };
 }
 
-/** A decrypted, digest-checked model. The caller owns `plaintext` and must overwrite it. */
+/** A decrypted, digest-checked model: `plaintext` is a view of the caller's `output`. */
 export interface UnsealedModel {
   readonly identity: ModelIdentity;
   readonly plaintext: Uint8Array;
@@ -60,7 +66,15 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
       ? new KmsKeyringNode({ discovery: true, clientProvider })
       : new KmsKeyringNode({ keyIds: [...options.allowedKeyArns], clientProvider });
 
-  const plaintext = new Uint8Array(options.ciphertextBytes);
+  const output = options.output;
+  if (output.view.byteLength < options.ciphertextBytes)
+    throw new ModelError('ERR_MODEL_LOAD_FAILED', 'the plaintext buffer is smaller than the artifact');
+  const plaintext = output.view.subarray(0, options.ciphertextBytes);
+  // Zeroes only what was written; untouched pages of a fresh buffer stay unmapped.
+  const wipe = () => {
+    plaintext.fill(0, 0, length);
+    output.written = 0;
+  };
   const hash = createHash('sha384');
   let length = 0;
   let identity: ModelIdentity | undefined;
@@ -90,6 +104,7 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
       plaintext.set(chunk, length);
       hash.update(chunk);
       length += chunk.byteLength;
+      output.written = length;
       chunk.fill(0);
       callback();
     },
@@ -98,7 +113,7 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
   try {
     await pipeline(Readable.from(options.ciphertext), decryptStream, sink);
   } catch (error) {
-    plaintext.fill(0);
+    wipe();
     if (contextFailure !== undefined) throw contextFailure;
     if (kmsFailure !== undefined) throw kmsFailure;
     if (isNitroInferError(error) && error.code === 'ERR_MODEL_LOAD_FAILED') throw error;
@@ -106,12 +121,12 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
     throw new ModelError('ERR_DECRYPT_FAILED', 'decryption failed');
   }
   if (identity === undefined) {
-    plaintext.fill(0);
+    wipe();
     throw new ModelError('ERR_ARTIFACT_INVALID', 'the artifact has no header');
   }
   const digest = hash.digest();
   if (!timingSafeEqual(digest, Buffer.from(identity.sha384, 'hex'))) {
-    plaintext.fill(0);
+    wipe();
     throw new ModelError(
       'ERR_MODEL_DIGEST_MISMATCH',
       `the decrypted model does not hash to the digest sealed for ${identity.name}`,
