@@ -16,6 +16,7 @@ import { modelChunkHandler } from './handlers/model-chunk.ts';
 import { modelEndHandler } from './handlers/model-end.ts';
 import { modelLoadHandler } from './handlers/model-load.ts';
 import { modelUnloadHandler } from './handlers/model-unload.ts';
+import { modelsWatchHandler } from './handlers/models-watch.ts';
 import { ohttpConfigHandler } from './handlers/ohttp-config.ts';
 import { ohttpKeyHandler } from './handlers/ohttp-key.ts';
 import { ohttpHandler } from './handlers/ohttp.ts';
@@ -82,9 +83,11 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
   verifyAttestation(selfCheck, { roots: options.attestationRoots, allowDebug: true, maxAgeMs: 60_000 });
 
   const credentials = new CredentialStore();
-  const pool = new InferencePool(
-    options.inferenceWorkers === undefined ? {} : { size: options.inferenceWorkers },
-  );
+  const pool = new InferencePool({
+    log: options.log,
+    ...(options.inferenceWorkers === undefined ? {} : { size: options.inferenceWorkers }),
+  });
+  const budget = new MemoryBudget(options.memoryBudgetBytes);
   const ohttpKeys = await OhttpKeys.fromKeyObject(keys.ohttp.keyConfig, keys.ohttp.privateKey, keys.receipts);
   const modelIdentities = () => models.list().map((model) => model.identity);
   const userData = () =>
@@ -109,7 +112,7 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
   // `userData` above reads `models` lazily, only once requests arrive.
   const models: ModelManager = new ModelManager({
     pool,
-    budget: new MemoryBudget(options.memoryBudgetBytes),
+    budget,
     decrypt: (request) => kms.decrypt(request),
     ...(options.kms.allowedKeyArns === undefined ? {} : { allowedKeyArns: options.kms.allowedKeyArns }),
   });
@@ -126,7 +129,8 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
   const uploads = new Uploads();
 
   const handlers = new Map<string, LinkHandler>([
-    ['status', statusHandler(models)],
+    ['status', statusHandler(models, pool, budget)],
+    ['models.watch', modelsWatchHandler(pool)],
     ['ohttp.config', ohttpConfigHandler(ohttpKeys)],
     ['attest', attestHandler({ nsm: options.nsm, keys, ohttpKeys, models: modelIdentities, userData })],
     ['credentials', credentialsHandler(credentials)],

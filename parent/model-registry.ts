@@ -2,6 +2,9 @@
  * What the parent remembers about models: names and where their sealed artifacts live — never
  * their plaintext, which it never has. After the enclave restarts the link reconnects and this
  * registry streams every remembered artifact in again, so the service recovers without an operator.
+ * The same happens, without a restart, when an inference worker in the enclave dies: the enclave
+ * answers a `models.watch` the registry keeps open with the models that lost sessions, and the
+ * registry streams them again (the enclave keeps no plaintext copy to rebuild them from).
  */
 import { ArtifactError, NitroInferError } from '../shared/errors.ts';
 import type { ArtifactSource, ArtifactStore } from './artifacts/artifact-source.ts';
@@ -35,6 +38,12 @@ interface Entry {
   error?: string;
 }
 
+/** How long a `models.watch` waits in the enclave (its MAX_WATCH_MS), and the margin on top. */
+export const MODEL_WATCH_MS = 25_000;
+const MODEL_WATCH_TIMEOUT_MS = MODEL_WATCH_MS + 10_000;
+/** Pause before watching again after a round that did not restore everything (no tight loop). */
+export const MODEL_RESTORE_PAUSE_MS = 2_000;
+
 /** Model names: what the Open Inference Protocol puts in a URL path. */
 export const MODEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 
@@ -46,6 +55,7 @@ export class ModelRegistry {
   /** One load or unload at a time per name. */
   readonly #locks = new Map<string, Promise<unknown>>();
   #reloading = false;
+  #watching = false;
 
   constructor(options: {
     link: EnclaveLink;
@@ -56,6 +66,9 @@ export class ModelRegistry {
     this.#stores = options.stores;
     this.#log = options.log;
     options.link.onConnect(async () => this.#reloadAll());
+    options.link.on('state', (state: string) => {
+      if (state === 'ready') void this.#watch();
+    });
   }
 
   /** True while models are being streamed in again after a reconnect. */
@@ -123,8 +136,12 @@ export class ModelRegistry {
     this.#reloading = true;
     try {
       const status = await this.#link.request('status', {}, { internal: true });
+      // A model whose sessions a replaced worker lacks is held only in part: stream it again too.
+      const lost = new Set((toPlain(status.get('lost')) as string[] | undefined) ?? []);
       const held = new Set(
-        ((toPlain(status.get('models')) as { name?: string }[] | undefined) ?? []).map((model) => model.name),
+        ((toPlain(status.get('models')) as { name?: string }[] | undefined) ?? [])
+          .map((model) => model.name)
+          .filter((name) => name !== undefined && !lost.has(name)),
       );
       for (const [name, entry] of this.#entries) {
         if (held.has(name)) continue;
@@ -150,6 +167,67 @@ export class ModelRegistry {
     }
   }
 
+  /**
+   * While the link is ready: wait for the enclave to report models that lost sessions, and stream
+   * each again (under its lock, so an operator's load or unload is not interleaved). Ends when the
+   * link drops; the next `ready` starts it again.
+   */
+  async #watch(): Promise<void> {
+    if (this.#watching) return;
+    this.#watching = true;
+    try {
+      while (this.#link.state === 'ready') {
+        let lost: string[];
+        try {
+          const reply = await this.#link.request(
+            'models.watch',
+            { waitMs: MODEL_WATCH_MS },
+            { timeoutMs: MODEL_WATCH_TIMEOUT_MS },
+          );
+          lost = (toPlain(reply.get('lost')) as string[] | undefined) ?? [];
+        } catch (error) {
+          if (this.#link.state !== 'ready') return;
+          const code = (error as { code?: string }).code ?? 'ERR_INTERNAL';
+          // An enclave without the message (an older build): nothing to watch on this connection.
+          if (code === 'ERR_LINK_REQUEST_INVALID') return;
+          this.#log('warn', 'model.watch_failed', { code });
+          await pause(MODEL_RESTORE_PAUSE_MS);
+          continue;
+        }
+        let complete = true;
+        for (const name of lost) {
+          const entry = this.#entries.get(name);
+          if (entry === undefined) {
+            complete = false; // not ours to restore; do not spin on it
+            continue;
+          }
+          complete = (await this.#restore(name)) && complete;
+        }
+        if (!complete) await pause(MODEL_RESTORE_PAUSE_MS);
+      }
+    } finally {
+      this.#watching = false;
+    }
+  }
+
+  async #restore(name: string): Promise<boolean> {
+    return this.#locked(name, async () => {
+      const entry = this.#entries.get(name);
+      if (entry === undefined) return true; // unloaded meanwhile
+      try {
+        await this.#stream(name, entry.source, false);
+        this.#log('info', 'model.restored', { model: name });
+        return true;
+      } catch (error) {
+        this.#log('error', 'model.restore_failed', {
+          model: name,
+          code: (error as { code?: string }).code ?? 'ERR_INTERNAL',
+        });
+        return false;
+      }
+    });
+  }
+
   async #locked<T>(name: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#locks.get(name) ?? Promise.resolve();
     const next = previous.catch(() => {}).then(task);
@@ -172,4 +250,8 @@ function describe(name: string, entry: Entry, link: LinkState): RegisteredModel 
     ...(entry.description === undefined ? {} : { description: entry.description }),
     ...(entry.error === undefined ? {} : { error: entry.error }),
   };
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
