@@ -43,6 +43,10 @@ export interface LocalStackOptions {
     readonly enclave?: Partial<ParentConfig['enclave']>;
   };
   readonly inferenceWorkers?: number;
+  /** The enclave's memory budget (default 1024 MiB). */
+  readonly memoryBudgetMib?: number;
+  /** Extra environment of the enclave process (test hooks such as NITRO_INFER_TEST_*). */
+  readonly enclaveEnv?: Readonly<Record<string, string>>;
   readonly logger?: Logger;
   readonly onEnclaveLine?: (line: string) => void;
   readonly isolateNetwork?: boolean;
@@ -174,7 +178,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       nsm: 'simulated',
       simulation: { pkiFile: files.pki },
       kms: { region, proxy: `unix:${kmsSocket}`, caFile: kms.info.caCertPath },
-      memoryBudgetMib: 1024,
+      memoryBudgetMib: options.memoryBudgetMib ?? 1024,
       inferenceWorkers: options.inferenceWorkers ?? 2,
     },
     {},
@@ -213,6 +217,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     ...(options.isolateNetwork === undefined ? {} : { isolateNetwork: options.isolateNetwork }),
     ...(options.onEnclaveLine === undefined ? {} : { onLine: options.onEnclaveLine }),
     ...(options.enclaveRestart === undefined ? {} : { restart: options.enclaveRestart }),
+    ...(options.enclaveEnv === undefined ? {} : { env: options.enclaveEnv }),
   });
   let parent: ParentRuntime | undefined;
   try {
