@@ -13,7 +13,6 @@
 // First: ONNX Runtime's telemetry must be off before any worker loads the native library.
 import './onnxruntime-env.ts';
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { InferenceError, ModelError } from '../../shared/errors.ts';
 import { fromFlatTensor, toFlatTensors } from '../../shared/inference/v2.ts';
 import type {
@@ -22,53 +21,12 @@ import type {
   V2InferenceResponse,
   V2ModelMetadata,
 } from '../../shared/inference/v2.ts';
-import type { WorkerRequest, WorkerResponse } from './worker-protocol.ts';
+import type { WorkerResponse } from './worker-protocol.ts';
+import { WorkerSupervisor } from './worker-supervisor.ts';
+import type { PlaintextBuffer, PoolLog, PoolWorker } from './worker-supervisor.ts';
 
-/** Set by the image's bundler (scripts/build-enclave.ts): the compiled worker beside the bundle. */
-declare const NITRO_INFER_BUNDLED_WORKER: string | undefined;
-
-// From sources the worker registers the TypeScript loader first; in the image it is plain JS.
-const WORKER_ENTRY =
-  typeof NITRO_INFER_BUNDLED_WORKER === 'string'
-    ? new URL(NITRO_INFER_BUNDLED_WORKER, import.meta.url)
-    : new URL('./worker-entry.js', import.meta.url);
-
-interface Pending {
-  resolve(outputs: readonly FlatTensor[]): void;
-  reject(error: Error): void;
-}
-
-interface PoolWorker {
-  readonly worker: Worker;
-  readonly slot: number;
-  readonly startedAt: number;
-  readonly pending: Map<number, Pending>;
-  /** Answers awaited for loads and unloads, by session key. */
-  readonly waiters: Map<string, (response: WorkerResponse) => void>;
-  /** Session keys this worker holds. */
-  readonly keys: Set<string>;
-  alive: boolean;
-  /** The plaintext buffer while it is in this worker. */
-  lent: PlaintextBuffer | undefined;
-}
-
-/**
- * A plaintext model buffer the pool can move to workers and back (a `BufferLease` of the memory
- * budget, or a caller's own bytes). `lost` is called once the worker holding it has exited.
- */
-export interface PlaintextBuffer {
-  readonly view: Uint8Array;
-  lend(): ArrayBuffer;
-  restore(buffer: ArrayBuffer): void;
-  lost(): void;
-}
-
-/** Structured log lines of the pool (no content ever). */
-export type PoolLog = (
-  level: 'info' | 'warn' | 'error',
-  event: string,
-  details?: Readonly<Record<string, string | number | boolean>>,
-) => void;
+export { MAX_WORKER_RESTARTS } from './worker-supervisor.ts';
+export type { PlaintextBuffer, PoolLog } from './worker-supervisor.ts';
 
 /** Options of {@link InferencePool}. */
 export interface InferencePoolOptions {
@@ -77,33 +35,17 @@ export interface InferencePoolOptions {
   readonly log?: PoolLog;
 }
 
-/** Restarts of one worker slot in a row before it is given up (each after a longer pause). */
-export const MAX_WORKER_RESTARTS = 5;
-/** The first pause before a replacement; doubled on each restart in a row, up to the maximum. */
-export const WORKER_RESTART_BACKOFF_MS = 200;
-export const MAX_WORKER_RESTART_BACKOFF_MS = 10_000;
-/** A worker that lived this long resets its slot's count: it died of something new, not a crash loop. */
-export const WORKER_STABLE_MS = 60_000;
-
 /** Runs ONNX models off the event loop. */
 export class InferencePool {
-  readonly #slots: PoolWorker[];
-  readonly #restartsInRow: number[];
-  readonly #timers = new Set<NodeJS.Timeout>();
-  readonly #log: PoolLog;
+  readonly #workers: WorkerSupervisor;
   readonly #listeners = new Set<() => void>();
   /** Model name → the key its sessions have in the workers (a new one per load) and its metadata. */
   readonly #models = new Map<string, { key: string; metadata: V2ModelMetadata }>();
   #generation = 0;
-  #nextRequestId = 1;
-  #restarts = 0;
-  #closed = false;
 
   constructor(options: InferencePoolOptions = {}) {
     const size = Math.max(1, options.size ?? os.availableParallelism());
-    this.#log = options.log ?? (() => {});
-    this.#restartsInRow = new Array<number>(size).fill(0);
-    this.#slots = Array.from({ length: size }, (_, slot) => this.#spawn(slot));
+    this.#workers = new WorkerSupervisor(size, options.log ?? (() => {}), () => this.#changed());
   }
 
   /** Metadata of every loaded model. */
@@ -113,18 +55,18 @@ export class InferencePool {
 
   /** Worker slots, how many run now, and replacements made since start. */
   get workers(): { readonly size: number; readonly alive: number; readonly restarts: number } {
-    return { size: this.#slots.length, alive: this.#alive().length, restarts: this.#restarts };
+    return this.#workers.stats;
   }
 
   /** Workers that hold a session of `name` now. */
   sessions(name: string): number {
     const key = this.#models.get(name)?.key;
-    return key === undefined ? 0 : this.#alive().filter((entry) => entry.keys.has(key)).length;
+    return key === undefined ? 0 : this.#workers.alive().filter((entry) => entry.keys.has(key)).length;
   }
 
   /** Models some running worker lacks (it replaced one that died): the parent must stream them again. */
   lostModels(): string[] {
-    const alive = this.#alive();
+    const alive = this.#workers.alive();
     return [...this.#models]
       .filter(([, entry]) => alive.some((worker) => !worker.keys.has(entry.key)))
       .map(([name]) => name)
@@ -148,7 +90,7 @@ export class InferencePool {
     // Sessions are built under a fresh key; the name switches to it only once every worker has it,
     // so a failed load never disturbs the version that is serving.
     const key = `${name}@${++this.#generation}`;
-    const workers = this.#alive();
+    const workers = this.#workers.alive();
     let metadata: V2ModelMetadata | undefined;
     let failure: WorkerResponse | undefined;
     for (const [index, entry] of workers.entries()) {
@@ -182,7 +124,7 @@ export class InferencePool {
     const entry = this.#models.get(name);
     if (entry === undefined) throw new ModelError('ERR_MODEL_NOT_FOUND', `model ${name} is not loaded`);
     let restored = 0;
-    const targets = this.#alive().filter((candidate) => !candidate.keys.has(entry.key));
+    const targets = this.#workers.alive().filter((candidate) => !candidate.keys.has(entry.key));
     for (const [index, worker] of targets.entries()) {
       const answer = await this.#loadInto(worker, entry.key, model, index === targets.length - 1);
       if (answer.op !== 'loaded')
@@ -216,7 +158,7 @@ export class InferencePool {
     const { byteOffset, byteLength } = plaintext.view;
     const buffer = plaintext.lend();
     entry.lent = plaintext;
-    const answer = await this.#request(
+    const answer = await this.#workers.request(
       entry,
       key,
       { op: 'load', name: key, buffer, byteOffset, byteLength, wipe, intraOpThreads: 1 },
@@ -234,10 +176,11 @@ export class InferencePool {
 
   async #unloadKey(key: string): Promise<void> {
     await Promise.all(
-      this.#alive()
+      this.#workers
+        .alive()
         .filter((entry) => entry.keys.has(key))
         .map(async (entry) => {
-          await this.#request(entry, key, { op: 'unload', name: key });
+          await this.#workers.request(entry, key, { op: 'unload', name: key });
           entry.keys.delete(key);
         }),
     );
@@ -277,7 +220,7 @@ export class InferencePool {
         new InferenceError('ERR_MODEL_NOT_FOUND', `model ${JSON.stringify(name.slice(0, 64))} is not loaded`),
       );
     }
-    const candidates = this.#alive().filter((entry) => entry.keys.has(key));
+    const candidates = this.#workers.alive().filter((entry) => entry.keys.has(key));
     if (candidates.length === 0)
       return Promise.reject(
         new InferenceError(
@@ -288,140 +231,16 @@ export class InferencePool {
     const target = candidates.reduce((best, entry) =>
       entry.pending.size < best.pending.size ? entry : best,
     );
-    const requestId = this.#nextRequestId++;
-    return new Promise((resolve, reject) => {
-      target.pending.set(requestId, { resolve, reject });
-      const message: WorkerRequest = {
-        op: 'run',
-        requestId,
-        name: key,
-        inputs,
-        ...(outputNames === undefined ? {} : { outputNames }),
-      };
-      target.worker.postMessage(message);
-    });
+    return this.#workers.run(target, key, inputs, outputNames);
   }
 
   /** Stops every worker (and every pending replacement). */
   async close(): Promise<void> {
-    this.#closed = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    await Promise.all(
-      this.#slots.map(async (entry) => {
-        entry.alive = false;
-        await entry.worker.terminate();
-      }),
-    );
-  }
-
-  #alive(): PoolWorker[] {
-    return this.#slots.filter((entry) => entry.alive);
+    await this.#workers.close();
   }
 
   #changed(): void {
     for (const listener of this.#listeners) listener();
-  }
-
-  #spawn(slot: number): PoolWorker {
-    const worker = new Worker(WORKER_ENTRY);
-    const entry: PoolWorker = {
-      worker,
-      slot,
-      startedAt: Date.now(),
-      pending: new Map(),
-      waiters: new Map(),
-      keys: new Set(),
-      alive: true,
-      lent: undefined,
-    };
-    worker.on('message', (response: WorkerResponse) => this.#onMessage(entry, response));
-    const fail = () => {
-      if (!entry.alive) return;
-      // A worker that died takes its in-flight requests with it; the others keep serving.
-      entry.alive = false;
-      for (const pending of entry.pending.values())
-        pending.reject(new InferenceError('ERR_INFERENCE_FAILED', 'the inference worker stopped'));
-      entry.pending.clear();
-      for (const waiter of entry.waiters.values())
-        waiter({ op: 'failed', code: 'ERR_MODEL_LOAD_FAILED', message: 'the inference worker stopped' });
-      entry.waiters.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (exitCode) => {
-      const unexpected = entry.alive && !this.#closed;
-      fail();
-      // Its heap — and a plaintext buffer lent to it — is gone with the thread.
-      entry.lent?.lost();
-      entry.lent = undefined;
-      if (unexpected) this.#replace(entry, exitCode);
-    });
-    return entry;
-  }
-
-  #replace(dead: PoolWorker, exitCode: number): void {
-    const slot = dead.slot;
-    if (Date.now() - dead.startedAt >= WORKER_STABLE_MS) this.#restartsInRow[slot] = 0;
-    const inRow = ++this.#restartsInRow[slot]!;
-    if (inRow > MAX_WORKER_RESTARTS) {
-      this.#log('error', 'inference.worker_abandoned', { slot, exitCode, restarts: inRow - 1 });
-      this.#changed();
-      return;
-    }
-    const delayMs = Math.min(MAX_WORKER_RESTART_BACKOFF_MS, WORKER_RESTART_BACKOFF_MS * 2 ** (inRow - 1));
-    this.#log('warn', 'inference.worker_died', { slot, exitCode, delayMs, lost: dead.keys.size });
-    this.#changed();
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      if (this.#closed) return;
-      this.#slots[slot] = this.#spawn(slot);
-      this.#restarts += 1;
-      this.#log('info', 'inference.worker_replaced', { slot, restarts: this.#restarts });
-      this.#changed();
-    }, delayMs);
-    timer.unref();
-    this.#timers.add(timer);
-  }
-
-  #onMessage(entry: PoolWorker, response: WorkerResponse): void {
-    if ((response.op === 'result' || response.op === 'failed') && response.requestId !== undefined) {
-      const pending = entry.pending.get(response.requestId);
-      entry.pending.delete(response.requestId);
-      if (pending === undefined) return;
-      if (response.op === 'result') pending.resolve(response.outputs);
-      else
-        pending.reject(
-          new InferenceError(
-            response.code === 'ERR_MODEL_NOT_FOUND' ? 'ERR_MODEL_NOT_FOUND' : 'ERR_INFERENCE_FAILED',
-            response.message,
-          ),
-        );
-      return;
-    }
-    const name = 'name' in response ? response.name : undefined;
-    if (name === undefined) return;
-    const waiter = entry.waiters.get(name);
-    entry.waiters.delete(name);
-    waiter?.(response);
-  }
-
-  #request(
-    entry: PoolWorker,
-    name: string,
-    message: WorkerRequest,
-    transfer: ArrayBuffer[] = [],
-  ): Promise<WorkerResponse> {
-    if (!entry.alive)
-      return Promise.resolve({
-        op: 'failed',
-        code: 'ERR_MODEL_LOAD_FAILED',
-        message: 'the inference worker stopped',
-      });
-    return new Promise((resolve) => {
-      entry.waiters.set(name, resolve);
-      // The buffer is moved, not copied: after this the sender cannot read it any more.
-      entry.worker.postMessage(message, transfer);
-    });
   }
 }
 
