@@ -11,6 +11,16 @@ import { ClientError } from './errors.ts';
 /** The NSM accepts at most 1024 bytes of `user_data`. */
 export const MAX_USER_DATA_BYTES = 1024;
 
+/** Most CBOR items in `user_data`: the map and four keys with their values (9); nothing else is valid. */
+export const MAX_USER_DATA_ITEMS = 16;
+
+/**
+ * Largest decoded-size estimate of `user_data` (`cbor-scan.ts`): the map (400), 8 members
+ * (8 × 48), three byte-string views (3 × 160) and four short keys (≈ 4 × 50) ≈ 1.5 KiB; 8 KiB
+ * also covers chunks joined into one copy of the 1 KiB input (2 KiB as UTF-16 text).
+ */
+export const MAX_USER_DATA_DECODED_BYTES = 8 * 1024;
+
 /** A loaded model as attestations name it. */
 export interface ModelIdentity {
   readonly name: string;
@@ -76,7 +86,12 @@ export function decodeUserData(bytes: Uint8Array): DecodedBinding {
   const mismatch = (why: string) => new ClientError('ERR_CLIENT_BINDING_MISMATCH', `user_data: ${why}`);
   let value: unknown;
   try {
-    value = decodeCbor(bytes, { maxBytes: MAX_USER_DATA_BYTES, maxDepth: 4 });
+    value = decodeCbor(bytes, {
+      maxBytes: MAX_USER_DATA_BYTES,
+      maxDepth: 4,
+      maxItems: MAX_USER_DATA_ITEMS,
+      maxDecodedBytes: MAX_USER_DATA_DECODED_BYTES,
+    });
   } catch {
     throw mismatch('not CBOR');
   }

@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   // CBOR decoding of untrusted bytes.
   'ERR_CBOR_TOO_LARGE',
   'ERR_CBOR_MALFORMED',
+  'ERR_CBOR_LIMIT_EXCEEDED',
   'ERR_CBOR_DUPLICATE_KEY',
   'ERR_CBOR_FLOAT_REFUSED',
   // Attestation documents (DESIGN.md 4.4), in the order the verifier checks them.

@@ -10,6 +10,14 @@ import { LinkError, isNitroInferError } from './errors.ts';
 /** Largest frame: a model chunk (1 MiB) or an inference body, with generous room. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Most CBOR items in a frame: the largest, a `status` answer listing every model with its tensor
+ * metadata, stays far below; a hostile frame of millions of empty maps is refused before decoding.
+ * Decoded size: each item at most a map with its entry (448 bytes, `cbor-scan.ts`), and the
+ * frame's strings joined at most once more (2 × the frame).
+ */
+export const MAX_FRAME_ITEMS = 64 * 1024;
+
 /** Each frame starts with its length as a big-endian u32. */
 export const FRAME_HEADER_BYTES = 4;
 
@@ -123,7 +131,12 @@ export class FrameDecoder {
 export function parseFrame(body: Uint8Array, maxFrameBytes: number = MAX_FRAME_BYTES): Frame {
   let value: unknown;
   try {
-    value = decodeCbor(body, { maxBytes: maxFrameBytes, maxDepth: 8 });
+    value = decodeCbor(body, {
+      maxBytes: maxFrameBytes,
+      maxDepth: 8,
+      maxItems: MAX_FRAME_ITEMS,
+      maxDecodedBytes: MAX_FRAME_ITEMS * 448 + 2 * maxFrameBytes,
+    });
   } catch (error) {
     throw new LinkError(
       'ERR_FRAME_MALFORMED',

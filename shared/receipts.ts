@@ -16,6 +16,26 @@ import { ClientError, isNitroInferError } from './errors.ts';
 export const RECEIPT_HEADER = 'nitro-infer-receipt';
 /** Largest encoded receipt accepted. */
 export const MAX_RECEIPT_BYTES = 2048;
+
+/**
+ * Most CBOR items in a receipt's outer array (3: the array, payload, signature) or its payload
+ * (15: the map and seven keys with their values); 32 leaves room for chunked strings only.
+ */
+export const MAX_RECEIPT_ITEMS = 32;
+
+/**
+ * Largest decoded-size estimate of either receipt layer (`cbor-scan.ts`): the payload's map
+ * (400), 14 members (14 × 48), four views (4 × 160), a model name of up to 2 KiB as UTF-16
+ * (4 KiB) ≈ 6 KiB; 16 KiB also covers chunks joined into one copy.
+ */
+export const MAX_RECEIPT_DECODED_BYTES = 16 * 1024;
+
+const RECEIPT_CBOR_LIMITS = {
+  maxBytes: MAX_RECEIPT_BYTES,
+  maxDepth: 4,
+  maxItems: MAX_RECEIPT_ITEMS,
+  maxDecodedBytes: MAX_RECEIPT_DECODED_BYTES,
+} as const;
 const DOMAIN = Buffer.from('nitro-infer receipt v1\0');
 
 /** What a receipt states. */
@@ -106,7 +126,7 @@ export function verifyReceipt(
   let outer: unknown;
   let fields: unknown;
   try {
-    outer = decodeCbor(Buffer.from(encoded, 'base64url'), { maxBytes: MAX_RECEIPT_BYTES, maxDepth: 4 });
+    outer = decodeCbor(Buffer.from(encoded, 'base64url'), RECEIPT_CBOR_LIMITS);
     if (
       !Array.isArray(outer) ||
       outer.length !== 2 ||
@@ -115,7 +135,7 @@ export function verifyReceipt(
     ) {
       throw invalid('not [payload, signature]');
     }
-    fields = decodeCbor(outer[0], { maxBytes: MAX_RECEIPT_BYTES, maxDepth: 4 });
+    fields = decodeCbor(outer[0], RECEIPT_CBOR_LIMITS);
   } catch (error) {
     if (isNitroInferError(error) && error.code === 'ERR_RECEIPT_INVALID') throw error;
     throw invalid('not CBOR');

@@ -13,6 +13,17 @@ import type { AttestationRequest, PcrDescription } from './nsm.ts';
 export const NSM_REQUEST_MAX_BYTES = 0x1000;
 /** The driver's response buffer (`NSM_RESPONSE_MAX_SIZE`). */
 export const NSM_RESPONSE_MAX_BYTES = 0x3000;
+/**
+ * Most CBOR items in an NSM response: the largest we read, `{"DescribePCR": {"lock", "data"}}`,
+ * has 7; 32 leaves room for chunked strings only.
+ */
+export const NSM_RESPONSE_MAX_ITEMS = 32;
+/**
+ * Largest decoded-size estimate of an NSM response (`cbor-scan.ts`): two maps (800), six members
+ * (6 × 48), short keys and a view (≈ 500) ≈ 1.6 KiB; 32 KiB also covers chunks joined into one
+ * copy of the 12 KiB buffer (24 KiB as UTF-16 text).
+ */
+export const NSM_RESPONSE_MAX_DECODED_BYTES = 32 * 1024;
 
 const ERROR_CODES: Readonly<Record<string, NsmErrorCode>> = {
   InvalidArgument: 'ERR_NSM_INVALID_ARGUMENT',
@@ -116,7 +127,12 @@ function variant(bytes: Uint8Array, name: string): Map<unknown, unknown> {
 function decode(bytes: Uint8Array): unknown {
   let value: unknown;
   try {
-    value = decodeCbor(bytes, { maxBytes: NSM_RESPONSE_MAX_BYTES, maxDepth: 4 });
+    value = decodeCbor(bytes, {
+      maxBytes: NSM_RESPONSE_MAX_BYTES,
+      maxDepth: 4,
+      maxItems: NSM_RESPONSE_MAX_ITEMS,
+      maxDecodedBytes: NSM_RESPONSE_MAX_DECODED_BYTES,
+    });
   } catch (error) {
     throw invalidResponse(isNitroInferError(error) ? error.message : 'not CBOR');
   }

@@ -12,6 +12,20 @@ import { AttestationError, isNitroInferError } from '../errors.ts';
 /** Largest attestation document accepted. The NSM answers into a 12 KiB buffer; this leaves room. */
 export const MAX_ATTESTATION_DOCUMENT_BYTES = 16 * 1024;
 
+/**
+ * Most CBOR items in a COSE_Sign1 or its protected header. The Nitro shape has 6 (tag 18, the
+ * array, protected and payload and signature byte strings, the empty unprotected map) and the
+ * header `{1: -35}` 3; 16 leaves room for byte strings sent in a few chunks, nothing more.
+ */
+export const MAX_COSE_ITEMS = 16;
+
+/**
+ * Largest decoded-size estimate of a COSE_Sign1 (`cbor-scan.ts`): the Nitro shape costs about
+ * 1.2 KiB (tag 144 + array 112 + map 416 + three views 3 × 176); a payload sent in chunks is
+ * joined into one copy of up to 16 KiB. 1.2 KiB + 16 KiB < 24 KiB.
+ */
+export const MAX_COSE_DECODED_BYTES = 24 * 1024;
+
 /** COSE tag for COSE_Sign1 (RFC 9052 section 2). */
 export const COSE_SIGN1_TAG = 18;
 
@@ -93,7 +107,11 @@ function checkProtectedHeader(bytes: Uint8Array): void {
 
 function decodeOrFail(bytes: Uint8Array, what: string): unknown {
   try {
-    return decodeCbor(bytes, { maxBytes: MAX_ATTESTATION_DOCUMENT_BYTES });
+    return decodeCbor(bytes, {
+      maxBytes: MAX_ATTESTATION_DOCUMENT_BYTES,
+      maxItems: MAX_COSE_ITEMS,
+      maxDecodedBytes: MAX_COSE_DECODED_BYTES,
+    });
   } catch (error) {
     if (isNitroInferError(error)) throw malformed(`${what}: ${error.message}`, error);
     throw error;

@@ -32,6 +32,21 @@ export const MAX_CABUNDLE_ENTRIES = 8;
 /** Longest module id accepted; real ones are `i-<17 hex>-enc<16 hex>` (39 characters). */
 export const MAX_MODULE_ID_LENGTH = 128;
 
+/**
+ * Most CBOR items in a payload. The largest valid one has 9 fields (18 items), 32 PCRs (64 items
+ * and the map), 8 cabundle entries and the array: 92 items. 256 leaves room for strings sent in
+ * chunks; the NSM writes none.
+ */
+export const MAX_PAYLOAD_ITEMS = 256;
+
+/**
+ * Largest decoded-size estimate of a payload (`cbor-scan.ts`). The largest valid one: two maps
+ * (2 × 400), 92 members (92 × 48), 41 byte-string views (41 × 160) and two short text strings
+ * (≈ 2 × 100): ≈ 12 KiB. Chunked strings add at most one joined copy of the 16 KiB input, twice
+ * for text (UTF-16): 12 + 32 = 44 KiB < 64 KiB.
+ */
+export const MAX_PAYLOAD_DECODED_BYTES = 64 * 1024;
+
 /** A parsed, type-checked attestation document payload. Nothing in it is verified yet. */
 export interface AttestationDocument {
   /** Issuing NSM's module id, e.g. `i-0f1c…-enc018e…`. */
@@ -71,7 +86,11 @@ const FIELDS = new Set([
 export function parseAttestationPayload(payload: Uint8Array): AttestationDocument {
   let map: unknown;
   try {
-    map = decodeCbor(payload, { maxBytes: MAX_ATTESTATION_DOCUMENT_BYTES });
+    map = decodeCbor(payload, {
+      maxBytes: MAX_ATTESTATION_DOCUMENT_BYTES,
+      maxItems: MAX_PAYLOAD_ITEMS,
+      maxDecodedBytes: MAX_PAYLOAD_DECODED_BYTES,
+    });
   } catch (error) {
     if (isNitroInferError(error)) throw invalid(`payload: ${error.message}`, error);
     throw error;

@@ -193,7 +193,11 @@ describe('enclave service over the link', () => {
       nonce,
       expectedPcrs: { 0: enclave.measurements.pcr0 },
     });
-    const userData = decodeCbor(verified.document.userData!, { maxBytes: 1024 }) as Map<string, unknown>;
+    const userData = decodeCbor(verified.document.userData!, {
+      maxBytes: 1024,
+      maxItems: 16,
+      maxDecodedBytes: 8192,
+    }) as Map<string, unknown>;
     const models = (response.fields.get('models') as Map<string, string>[]).map((model) => ({
       name: model.get('name')!,
       sha384: model.get('sha384')!,

@@ -12,7 +12,8 @@ import {
 import { isNitroInferError } from '../../../shared/errors.ts';
 import { codeOf } from '../../helpers/codes.ts';
 
-const LIMIT = { maxBytes: 4096 };
+const LIMIT = { maxBytes: 4096, maxItems: 1024, maxDecodedBytes: 1 << 20 };
+const WIDE = { maxBytes: 1 << 20, maxItems: 1 << 16, maxDecodedBytes: 1 << 26 };
 const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
@@ -183,7 +184,7 @@ describe('decodeCbor', () => {
     fc.assert(
       fc.property(value, (input) => {
         const once = encodeCbor(input);
-        const twice = encodeCbor(decodeCbor(once, { maxBytes: 1 << 20 }));
+        const twice = encodeCbor(decodeCbor(once, WIDE));
         expect(toHex(twice)).toBe(toHex(once));
       }),
       { numRuns: 2_000 },
@@ -200,6 +201,92 @@ describe('decodeCbor', () => {
     for (let length = 0; length < encoded.byteLength; length++) {
       expect(codeOf(() => decodeCbor(encoded.subarray(0, length), LIMIT))).toBe('ERR_CBOR_MALFORMED');
     }
+  });
+});
+
+describe('decodeCbor bounds on items and decoded size', () => {
+  // The frame of issue 10: an array (9a = 4-byte count) of ~33 million empty maps (a0), 33 MB.
+  const EMPTY_MAPS = 33_000_000;
+  const hostile = Buffer.alloc(5 + EMPTY_MAPS, 0xa0);
+  hostile[0] = 0x9a;
+  hostile.writeUInt32BE(EMPTY_MAPS, 1);
+  const frameLike = { maxBytes: 64 * 1024 * 1024, maxItems: 65_536, maxDecodedBytes: 32 * 1024 * 1024 };
+
+  it('refuses 33 million empty maps with ERR_CBOR_LIMIT_EXCEEDED before decoding any', () => {
+    expect(codeOf(() => decodeCbor(hostile, frameLike))).toBe('ERR_CBOR_LIMIT_EXCEEDED');
+    // Without an item bound the decoded-size bound still stops it: 400 bytes estimated per map.
+    expect(codeOf(() => decodeCbor(hostile, { ...frameLike, maxItems: Number.MAX_SAFE_INTEGER }))).toBe(
+      'ERR_CBOR_LIMIT_EXCEEDED',
+    );
+  });
+
+  it('negative control: the same shape within the bounds decodes, one item over does not', () => {
+    const small = Buffer.from([0x99, 0x03, 0xe8, ...new Array(1000).fill(0xa0)]); // 1000 empty maps
+    expect((decodeCbor(small, { ...frameLike, maxItems: 1001 }) as unknown[]).length).toBe(1000);
+    expect(codeOf(() => decodeCbor(small, { ...frameLike, maxItems: 1000 }))).toBe('ERR_CBOR_LIMIT_EXCEEDED');
+  });
+
+  it('counts every item: integers, strings, chunks, tags, keys and values', () => {
+    // {1: [h'00', "a"], 2: c1(5)} = map, 1, array, h'00', "a", 2, tag, 5 = 8 items
+    const encoded = hex('a2 01 82 41 00 61 61 02 c1 05');
+    expect(codeOf(() => decodeCbor(encoded, { ...LIMIT, maxItems: 8 }))).toBe('accepted');
+    expect(codeOf(() => decodeCbor(encoded, { ...LIMIT, maxItems: 7 }))).toBe('ERR_CBOR_LIMIT_EXCEEDED');
+    // An indefinite byte string of three chunks is four items.
+    const chunked = hex('5f 41 01 41 02 41 03 ff');
+    expect(codeOf(() => decodeCbor(chunked, { ...LIMIT, maxItems: 4 }))).toBe('accepted');
+    expect(codeOf(() => decodeCbor(chunked, { ...LIMIT, maxItems: 3 }))).toBe('ERR_CBOR_LIMIT_EXCEEDED');
+  });
+
+  it('bounds the decoded size of text: up to 2 bytes per UTF-8 byte', () => {
+    const text = encodeCbor('x'.repeat(3000));
+    expect(codeOf(() => decodeCbor(text, { ...LIMIT, maxDecodedBytes: 6000 }))).toBe(
+      'ERR_CBOR_LIMIT_EXCEEDED',
+    );
+    expect(codeOf(() => decodeCbor(text, { ...LIMIT, maxDecodedBytes: 8192 }))).toBe('accepted');
+  });
+
+  it('refuses a declared count the input cannot hold before reading on', () => {
+    expect(codeOf(() => decodeCbor(hex('9a ffffffff 00'), WIDE))).toBe('ERR_CBOR_MALFORMED');
+    expect(codeOf(() => decodeCbor(hex('ba 80000000 00 00'), WIDE))).toBe('ERR_CBOR_MALFORMED');
+    expect(codeOf(() => decodeCbor(hex('9f 9f 9f'), WIDE))).toBe('ERR_CBOR_MALFORMED');
+  });
+
+  it('the item count matches the items of the decoded value (fast-check)', () => {
+    const countItems = (value: unknown): number => {
+      if (Array.isArray(value)) return 1 + value.reduce((sum: number, entry) => sum + countItems(entry), 0);
+      if (value instanceof Map) {
+        let sum = 1;
+        for (const [key, entry] of value) sum += countItems(key) + countItems(entry);
+        return sum;
+      }
+      return 1;
+    };
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small' },
+        fc.integer(),
+        fc.string({ maxLength: 8 }),
+        fc.uint8Array({ maxLength: 8 }),
+        fc.array(tie('node'), { maxLength: 4 }),
+        fc
+          .uniqueArray(fc.tuple(fc.oneof(fc.integer(), fc.string({ maxLength: 4 })), tie('node')), {
+            maxLength: 3,
+            selector: ([key]) => key,
+          })
+          .map((entries) => new Map(entries)),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, (input) => {
+        const encoded = encodeCbor(input);
+        const items = countItems(input);
+        expect(codeOf(() => decodeCbor(encoded, { ...WIDE, maxItems: items }))).toBe('accepted');
+        expect(codeOf(() => decodeCbor(encoded, { ...WIDE, maxItems: items - 1 }))).toBe(
+          'ERR_CBOR_LIMIT_EXCEEDED',
+        );
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
