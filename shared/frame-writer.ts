@@ -1,9 +1,11 @@
 /**
  * Writes frames to a stream, coalescing small ones: vsock throughput drops sharply with small
  * writes, so frames written in the same turn of the event loop go out as one write of up to
- * {@link COALESCE_BYTES}, while large frames are written as they are (no copy).
+ * {@link COALESCE_BYTES}, while a large frame's pieces (lengths and header, then the payload)
+ * go out corked, as one `writev`, without being joined (no copy of the payload).
  */
 import type { Writable } from 'node:stream';
+import type { FramePieces } from './frames.ts';
 
 /** Frames are gathered until this many bytes are pending (DESIGN.md 4.5: ≥ 32 KiB writes). */
 export const COALESCE_BYTES = 32 * 1024;
@@ -11,7 +13,7 @@ export const COALESCE_BYTES = 32 * 1024;
 /** A coalescing writer for one connection. */
 export class FrameWriter {
   readonly #stream: Writable;
-  #pending: Buffer[] = [];
+  #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #scheduled = false;
   #drain: Promise<void> | undefined;
@@ -21,14 +23,20 @@ export class FrameWriter {
   }
 
   /** Queues an encoded frame. Returns false when the caller should wait for {@link drained}. */
-  write(frame: Buffer): boolean {
+  write(frame: FramePieces): boolean {
     if (this.#stream.destroyed) return false;
-    if (frame.byteLength >= COALESCE_BYTES) {
+    let frameBytes = 0;
+    for (const piece of frame) frameBytes += piece.byteLength;
+    if (frameBytes >= COALESCE_BYTES) {
+      // Pending small frames first, then this frame's pieces, all in one corked batch.
+      this.#stream.cork();
       this.flush();
-      return this.#stream.write(frame);
+      for (const piece of frame) this.#stream.write(piece);
+      this.#stream.uncork();
+      return !this.#stream.writableNeedDrain;
     }
-    this.#pending.push(frame);
-    this.#pendingBytes += frame.byteLength;
+    for (const piece of frame) this.#pending.push(piece);
+    this.#pendingBytes += frameBytes;
     if (this.#pendingBytes >= COALESCE_BYTES) {
       this.flush();
     } else if (!this.#scheduled) {
@@ -38,13 +46,13 @@ export class FrameWriter {
     return !this.#stream.writableNeedDrain;
   }
 
-  /** Writes whatever is pending now. */
+  /** Writes whatever is pending now, as one buffer (small frames are joined: one short copy). */
   flush(): void {
     this.#scheduled = false;
     if (this.#pendingBytes === 0 || this.#stream.destroyed) return;
     const batch =
       this.#pending.length === 1
-        ? (this.#pending[0] as Buffer)
+        ? (this.#pending[0] as Uint8Array)
         : Buffer.concat(this.#pending, this.#pendingBytes);
     this.#pending = [];
     this.#pendingBytes = 0;

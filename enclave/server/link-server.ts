@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { LinkError, isNitroInferError } from '../../shared/errors.ts';
 import { FrameWriter } from '../../shared/frame-writer.ts';
 import { FrameDecoder, encodeFrame } from '../../shared/frames.ts';
-import type { Frame } from '../../shared/frames.ts';
+import type { Frame, FramePieces } from '../../shared/frames.ts';
 
 /** Per-connection state handlers may keep (e.g. uploads in progress). */
 export interface Connection {
@@ -107,7 +107,7 @@ export class LinkServer {
   }
 
   async #dispatch(frame: Frame, connection: Connection, writer: FrameWriter): Promise<void> {
-    let response: Buffer;
+    let response: FramePieces;
     try {
       const handler = this.#handlers.get(frame.type);
       if (handler === undefined)

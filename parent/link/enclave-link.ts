@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { ERROR_CODES, LinkError, NitroInferError } from '../../shared/errors.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
 import { FrameWriter } from '../../shared/frame-writer.ts';
+import { RESPONSE_HEADER_LIMITS } from '../../shared/frame-layout.ts';
 import { FrameDecoder, MAX_FRAME_ID, encodeFrame } from '../../shared/frames.ts';
 
 /** Link states, as `/v2/health/ready` and `/metrics` report them. */
@@ -193,7 +194,8 @@ export class EnclaveLink extends EventEmitter {
     this.#socket = socket;
     this.#writer = new FrameWriter(socket);
     socket.setNoDelay?.(true);
-    const decoder = new FrameDecoder();
+    // The enclave's answers (attest, status) have larger headers than the requests it reads.
+    const decoder = new FrameDecoder(RESPONSE_HEADER_LIMITS);
     socket.on('data', (chunk: Buffer) => {
       try {
         for (const frame of decoder.push(chunk)) this.#settle(frame.id, frame.type, frame.fields);

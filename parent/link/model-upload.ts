@@ -49,24 +49,34 @@ export async function uploadModel(
   };
   try {
     let sent = 0;
-    let buffered: Uint8Array[] = [];
-    let bufferedBytes = 0;
+    // Parts of the chunk being assembled. A chunk that lies within one source piece is sent as a
+    // view of it (no copy; the frame carries it out of band); only a chunk assembled from several
+    // pieces is joined, once.
+    let parts: Uint8Array[] = [];
+    let partsBytes = 0;
     for await (const piece of source) {
       if (failure !== undefined) break;
       sent += piece.byteLength;
       if (sent > size)
         throw new LinkError('ERR_LINK_REQUEST_INVALID', `the source has more than ${size} bytes`);
-      buffered.push(piece);
-      bufferedBytes += piece.byteLength;
-      while (bufferedBytes >= chunkBytes && failure === undefined) {
-        const joined = Buffer.concat(buffered, bufferedBytes);
-        send(joined.subarray(0, chunkBytes));
-        buffered = [joined.subarray(chunkBytes)];
-        bufferedBytes -= chunkBytes;
+      for (let offset = 0; offset < piece.byteLength && failure === undefined;) {
+        const take = Math.min(chunkBytes - partsBytes, piece.byteLength - offset);
+        const part = piece.subarray(offset, offset + take);
+        offset += take;
+        if (partsBytes === 0 && take === chunkBytes) send(part);
+        else {
+          parts.push(part);
+          partsBytes += take;
+          if (partsBytes < chunkBytes) continue;
+          send(Buffer.concat(parts, partsBytes));
+          parts = [];
+          partsBytes = 0;
+        }
         while (inFlight.size >= window && failure === undefined) await Promise.race(inFlight).catch(() => {});
       }
     }
-    if (failure === undefined && bufferedBytes > 0) send(Buffer.concat(buffered, bufferedBytes));
+    if (failure === undefined && partsBytes > 0)
+      send(parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, partsBytes));
     await Promise.allSettled(inFlight);
     if (failure !== undefined) throw failure;
     if (sent !== size)

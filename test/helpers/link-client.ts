@@ -1,5 +1,6 @@
 /** A minimal link client for tests: one connection, requests matched to responses by id. */
 import net from 'node:net';
+import { RESPONSE_HEADER_LIMITS } from '../../shared/frame-layout.ts';
 import { FrameDecoder, encodeFrame } from '../../shared/frames.ts';
 
 export interface LinkResponse {
@@ -12,16 +13,20 @@ export class TestLinkClient {
   readonly #pending = new Map<number, (response: LinkResponse) => void>();
   #nextId = 1;
   readonly closed: Promise<void>;
+  /** The code of a connection-level error frame (id 0) the server sent before closing, if any. */
+  connectionError: string | undefined;
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
-    const decoder = new FrameDecoder();
+    const decoder = new FrameDecoder(RESPONSE_HEADER_LIMITS);
     socket.on('data', (chunk) => {
       for (const frame of decoder.push(chunk)) {
+        if (frame.id === 0 && frame.type === 'error') this.connectionError = String(frame.fields.get('code'));
         this.#pending.get(frame.id)?.({ type: frame.type, fields: frame.fields });
         this.#pending.delete(frame.id);
       }
     });
+    socket.on('error', () => {});
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
   }
 
@@ -38,7 +43,9 @@ export class TestLinkClient {
     const id = this.#nextId++;
     return new Promise((resolve) => {
       this.#pending.set(id, resolve);
-      this.socket.write(encodeFrame(id, type, fields));
+      this.socket.cork();
+      for (const piece of encodeFrame(id, type, fields)) this.socket.write(piece);
+      this.socket.uncork();
     });
   }
 
