@@ -166,8 +166,6 @@ export class LinkServer {
         updateFlow();
         onData(Buffer.alloc(0)); // resume decoding where admission stopped it
       });
-      clearTimeout(stallTimer);
-      stallTimer = undefined;
       updateFlow();
       return false;
     };
@@ -179,6 +177,18 @@ export class LinkServer {
         inFlightBytes >= MAX_IN_FLIGHT_BYTES_PER_CONNECTION;
       if (blocked) socket.pause();
       else if (socket.isPaused() && !closing) socket.resume();
+      // The stall clock runs only while a frame is incomplete and this side is reading: time spent
+      // paused by our own back-pressure (budget, in-flight limits) is not the sender's stall.
+      if (blocked || closing || !decoder.inFrame) {
+        clearTimeout(stallTimer);
+        stallTimer = undefined;
+      } else if (stallTimer === undefined) {
+        stallTimer = setTimeout(() => {
+          this.#stalled++;
+          fail(new LinkError('ERR_FRAME_STALLED', `a frame stayed incomplete for ${this.#timeoutMs} ms`));
+        }, this.#timeoutMs);
+        stallTimer.unref();
+      }
     };
     const fail = (error: unknown) => {
       const code = isNitroInferError(error) ? error.code : 'ERR_FRAME_MALFORMED';
@@ -203,18 +213,11 @@ export class LinkServer {
         fail(error);
         return;
       }
-      // The stall clock runs while a frame is incomplete and not waiting for budget; it restarts
-      // with every completed frame, so a steady stream of frames never trips it.
-      if (!decoder.inFrame || withdraw !== undefined || frames.length > 0) {
+      // Every completed frame restarts the stall clock (updateFlow below), so a steady stream of
+      // frames never trips it.
+      if (frames.length > 0) {
         clearTimeout(stallTimer);
         stallTimer = undefined;
-      }
-      if (decoder.inFrame && withdraw === undefined && stallTimer === undefined) {
-        stallTimer = setTimeout(() => {
-          this.#stalled++;
-          fail(new LinkError('ERR_FRAME_STALLED', `a frame stayed incomplete for ${this.#timeoutMs} ms`));
-        }, this.#timeoutMs);
-        stallTimer.unref();
       }
       for (const frame of frames) {
         const reserved = reservations.shift() ?? 0;

@@ -22,6 +22,8 @@ interface Harness {
 }
 
 const cleanups: (() => Promise<void>)[] = [];
+/** While set, `ohttp` handlers wait for it (a slow enclave). */
+let gate: Promise<void> | undefined;
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -32,7 +34,10 @@ async function start(options: LinkServerOptions = {}): Promise<Harness> {
     ['model.chunk', async (fields) => ({ bytes: (fields.get('data') as Uint8Array).byteLength })],
     [
       'ohttp',
-      async (fields) => ({ body: new Uint8Array([(fields.get('body') as Uint8Array).byteLength % 251]) }),
+      async (fields) => {
+        await gate;
+        return { body: new Uint8Array([(fields.get('body') as Uint8Array).byteLength % 251]) };
+      },
     ],
   ]);
   const link = new LinkServer(handlers, () => {}, options);
@@ -218,6 +223,30 @@ describe('LinkServer against a hostile link client', () => {
     holder.close(); // its reservation is released when its connection closes
     expect((await answer).fields.get('body')).toEqual(new Uint8Array([(6 * MiB) % 251]));
     await until(() => harness.link.stats.reservedBytes === 0);
+  });
+
+  it('does not count time paused by its own back-pressure as the sender stalling', async () => {
+    // The clock covers a frame from its first byte: 1 s is ample for 16 MiB over a Unix socket.
+    const harness = await start({ incompleteFrameTimeoutMs: 1_000 });
+    let open: () => void = () => {};
+    gate = new Promise<void>((resolve) => (open = resolve));
+    const client = await harness.connect();
+    let first: Promise<unknown>;
+    try {
+      // 16 MiB in flight pauses reading (MAX_IN_FLIGHT_BYTES_PER_CONNECTION); a second frame arrives in part.
+      first = client.request('ohttp', { body: new Uint8Array(16 * MiB) });
+      client.socket.write(lengthsAndHeader(ohttpHeader(99), 1024));
+      await until(() => harness.link.stats.bufferedBytes > 0);
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // past the timeout, all of it paused by us
+      expect(client.connectionError).toBeUndefined();
+    } finally {
+      gate = undefined;
+      open();
+    }
+    expect(((await first) as { type: string }).type).toBe('ok');
+    client.socket.write(new Uint8Array(1024)); // completes frame 99 well within the timeout
+    expect(await client.code('status')).toBe('ok');
+    expect(harness.link.stats.stalledFrames).toBe(0);
   });
 
   it('refuses a frame larger than the whole budget instead of waiting forever', async () => {
