@@ -82,7 +82,11 @@ export async function startEnclave(config: EnclaveConfig, seams: EnclaveSeams = 
       config.inferenceWorkers === 0 ? Math.max(1, os.availableParallelism()) : config.inferenceWorkers,
     log,
   });
-  const linkServer = new LinkServer(service.handlers, log);
+  const linkServer = new LinkServer(service.handlers, log, {
+    maxConnections: config.link.maxConnections,
+    maxBufferedBytes: config.link.maxBufferedMib * 1024 * 1024,
+    incompleteFrameTimeoutMs: config.link.incompleteFrameTimeoutMs,
+  });
   // A socket file left by a previous run would make bind fail; the directory is ours.
   if (listen.kind === 'unix') await rm(listen.path, { force: true });
   let server: Server;

@@ -52,6 +52,16 @@ export const EnclaveConfigSchema = Type.Object(
       closed,
     ),
     memoryBudgetMib: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 2048 }),
+    /** Link limits (enclave/server/link-server.ts explains each default). */
+    link: Type.Object(
+      {
+        maxConnections: Type.Integer({ minimum: 1, maximum: 64, default: 8 }),
+        /** Bytes of large frames all connections may hold; at least one largest frame (64 MiB). */
+        maxBufferedMib: Type.Integer({ minimum: 65, maximum: 65_536, default: 128 }),
+        incompleteFrameTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 600_000, default: 30_000 }),
+      },
+      { ...closed, default: {} },
+    ),
     /** Inference worker threads; 0 = one per vCPU. */
     inferenceWorkers: Type.Integer({ minimum: 0, maximum: 256, default: 0 }),
     /**

@@ -39,6 +39,20 @@ describe('configuration', () => {
     expect(Object.isFrozen(config.http.rateLimit)).toBe(true);
   });
 
+  it('gives the enclave link limits their defaults and takes overrides from the environment', () => {
+    const config = resolveConfig(
+      EnclaveConfigSchema,
+      { kms: { region: 'eu-west-1' } },
+      {
+        NITRO_INFER_LINK_MAX_CONNECTIONS: '4',
+      },
+    );
+    expect(config.link).toEqual({ maxConnections: 4, maxBufferedMib: 128, incompleteFrameTimeoutMs: 30_000 });
+    expect(() =>
+      resolveConfig(EnclaveConfigSchema, { kms: { region: 'eu-west-1' }, link: { maxBufferedMib: 64 } }, {}),
+    ).toThrow(/maxBufferedMib/);
+  });
+
   it('names every wrong field and never falls back to a default on bad input', () => {
     const message = messageOf(() =>
       resolveConfig(
