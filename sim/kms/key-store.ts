@@ -110,6 +110,23 @@ export class KeyStore {
     return key;
   }
 
+  /** Replaces a key's policy (PutKeyPolicy): the administrators' `kms:Put*` power the cluster key must not rest on. */
+  async putPolicy(keyId: string, policy: string): Promise<StoredKey> {
+    try {
+      parseKeyPolicy(policy);
+    } catch (error) {
+      throw new KmsException(
+        'MalformedPolicyDocumentException',
+        `The new key policy is invalid: ${(error as Error).message}`,
+      );
+    }
+    const index = this.#state.keys.findIndex((candidate) => candidate.keyId === keyId);
+    const key = { ...this.find(keyId), policy };
+    this.#state = { ...this.#state, keys: this.#state.keys.map((entry, at) => (at === index ? key : entry)) };
+    await this.#save();
+    return key;
+  }
+
   async alias(name: string, keyId: string): Promise<void> {
     if (!/^alias\/[a-zA-Z0-9/_-]{1,250}$/.test(name) || name.startsWith('alias/aws/')) {
       throw new KmsException('ValidationException', 'alias name is not valid');

@@ -219,6 +219,35 @@ class RequestHandler {
         this.#authorize('kms:GetKeyPolicy', key, new Map());
         return { Policy: key.policy, PolicyName: 'default' };
       }
+      case 'PutKeyPolicy': {
+        const key = this.#key(input.KeyId);
+        this.#authorize('kms:PutKeyPolicy', key, new Map());
+        await this.#store.putPolicy(key.keyId, requiredString(input.Policy, 'Policy'));
+        return {};
+      }
+      case 'ReEncrypt': {
+        // Decrypt under the source key and encrypt under the destination, the plaintext never leaving KMS.
+        const sourceContext = encryptionContext(input.SourceEncryptionContext);
+        const { key: source, plaintext } = this.#store.decrypt(
+          blob(input.CiphertextBlob, 'CiphertextBlob', 1, 6144),
+          sourceContext,
+        );
+        try {
+          this.#authorize('kms:ReEncryptFrom', source, contextConditions(sourceContext));
+          const destination = this.#key(input.DestinationKeyId);
+          const destinationContext = encryptionContext(input.DestinationEncryptionContext);
+          this.#authorize('kms:ReEncryptTo', destination, contextConditions(destinationContext));
+          return {
+            CiphertextBlob: this.#store
+              .encrypt(destination, plaintext, destinationContext)
+              .toString('base64'),
+            SourceKeyId: source.arn,
+            KeyId: destination.arn,
+          };
+        } finally {
+          plaintext.fill(0);
+        }
+      }
       case 'Encrypt': {
         const key = this.#key(input.KeyId);
         const context = encryptionContext(input.EncryptionContext);
@@ -248,8 +277,7 @@ class RequestHandler {
         return { ...result, ...this.#release(plaintext, recipient) };
       }
       case 'GenerateDataKeyWithoutPlaintext': {
-        // The operator creates a secret it never sees (the OHTTP cluster key): only an attested
-        // enclave's Decrypt with Recipient ever releases it.
+        // A secret the caller never sees: only an attested enclave's Decrypt with Recipient releases it.
         const key = this.#key(input.KeyId);
         const context = encryptionContext(input.EncryptionContext);
         const size = dataKeySize(input);
