@@ -6,8 +6,10 @@
 import { verifyAttestation } from '../shared/attestation/index.ts';
 import { encodeUserData } from '../shared/binding.ts';
 import { InferenceGateway } from './gateway/inference-gateway.ts';
-import { OhttpKeys } from './gateway/ohttp-keys.ts';
+import type { OhttpKeys } from './gateway/ohttp-keys.ts';
 import { ReplayWindow } from './gateway/replay-window.ts';
+import { ClusterKeyring } from './cluster/cluster-keyring.ts';
+import { ClusterExchange } from './cluster/peer-exchange.ts';
 import { attestHandler } from './handlers/attest.ts';
 import { credentialsHandler } from './handlers/credentials.ts';
 import { plaintextInferHandler } from './handlers/infer.ts';
@@ -18,7 +20,12 @@ import { modelLoadHandler } from './handlers/model-load.ts';
 import { modelUnloadHandler } from './handlers/model-unload.ts';
 import { modelsWatchHandler } from './handlers/models-watch.ts';
 import { ohttpConfigHandler } from './handlers/ohttp-config.ts';
-import { ohttpKeyHandler } from './handlers/ohttp-key.ts';
+import { clusterAcceptHandler } from './handlers/cluster-accept.ts';
+import { clusterChallengeHandler } from './handlers/cluster-challenge.ts';
+import { clusterRequestHandler } from './handlers/cluster-request.ts';
+import { clusterRotateHandler } from './handlers/cluster-rotate.ts';
+import { clusterShareHandler } from './handlers/cluster-share.ts';
+import { clusterStatusHandler } from './handlers/cluster-status.ts';
 import { ohttpHandler } from './handlers/ohttp.ts';
 import { statusHandler } from './handlers/status.ts';
 import { Uploads } from './handlers/uploads.ts';
@@ -60,6 +67,8 @@ export interface EnclaveServiceOptions {
   readonly padResponses?: boolean;
   /** OHTTP anti-replay: accepted Date distance (ms) and remembered requests (replay-window.ts). */
   readonly replay?: { readonly windowMs?: number; readonly cacheEntries?: number };
+  /** Milliseconds since the epoch, for the cluster exchange's nonce lifetimes and peer freshness; injectable for tests. */
+  readonly clock?: () => number;
   readonly log: Log;
 }
 
@@ -68,6 +77,7 @@ export interface EnclaveService {
   readonly handlers: ReadonlyMap<string, LinkHandler>;
   readonly keys: EnclaveKeys;
   readonly ohttpKeys: OhttpKeys;
+  readonly cluster: ClusterKeyring;
   readonly models: ModelManager;
   close(): Promise<void>;
 }
@@ -80,7 +90,12 @@ export interface EnclaveService {
 export async function startEnclaveService(options: EnclaveServiceOptions): Promise<EnclaveService> {
   const keys = generateEnclaveKeys();
   const selfCheck = await options.nsm.attest({ publicKey: keys.kmsRecipient.publicKeySpki });
-  verifyAttestation(selfCheck, { roots: options.attestationRoots, allowDebug: true, maxAgeMs: 60_000 });
+  const self = verifyAttestation(selfCheck, {
+    roots: options.attestationRoots,
+    allowDebug: true,
+    maxAgeMs: 60_000,
+    ...(options.clock === undefined ? {} : { at: options.clock() }),
+  });
 
   const credentials = new CredentialStore();
   const pool = new InferencePool({
@@ -88,7 +103,17 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     ...(options.inferenceWorkers === undefined ? {} : { size: options.inferenceWorkers }),
   });
   const budget = new MemoryBudget(options.memoryBudgetBytes);
-  const ohttpKeys = await OhttpKeys.fromKeyObject(keys.ohttp.keyConfig, keys.ohttp.privateKey, keys.receipts);
+  // The OHTTP key is a cluster key generated here: a lone enclave serves with it, and replicas
+  // replace it only through the attested peer exchange (docs/protocols.md "Cluster key").
+  const cluster = await ClusterKeyring.generate(options.clock);
+  const ohttpKeys = cluster.ohttpKeys;
+  const exchange = new ClusterExchange({
+    nsm: options.nsm,
+    roots: options.attestationRoots,
+    self,
+    keyring: cluster,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
   const modelIdentities = () => models.list().map((model) => model.identity);
   const userData = () =>
     encodeUserData({
@@ -134,15 +159,12 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     ['ohttp.config', ohttpConfigHandler(ohttpKeys)],
     ['attest', attestHandler({ nsm: options.nsm, keys, ohttpKeys, models: modelIdentities, userData })],
     ['credentials', credentialsHandler(credentials)],
-    [
-      'ohttp.key',
-      ohttpKeyHandler({
-        kms,
-        ohttpKeys,
-        log: options.log,
-        ...(options.kms.allowedKeyArns === undefined ? {} : { allowedKeyArns: options.kms.allowedKeyArns }),
-      }),
-    ],
+    ['cluster.status', clusterStatusHandler(cluster)],
+    ['cluster.rotate', clusterRotateHandler(cluster, options.log)],
+    ['cluster.challenge', clusterChallengeHandler(exchange)],
+    ['cluster.request', clusterRequestHandler(exchange)],
+    ['cluster.share', clusterShareHandler(exchange, options.log)],
+    ['cluster.accept', clusterAcceptHandler(exchange, options.log)],
     ['model.load', modelLoadHandler(models, uploads)],
     ['model.chunk', modelChunkHandler(uploads)],
     ['model.end', modelEndHandler(uploads, options.log)],
@@ -160,6 +182,7 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     handlers,
     keys,
     ohttpKeys,
+    cluster,
     models,
     close: async () => {
       uploads.abortAll();

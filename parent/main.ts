@@ -17,7 +17,10 @@ import type { ParentApp } from './app.ts';
 import { parseArtifactSource } from './artifacts/artifact-source.ts';
 import { FileArtifactStore } from './artifacts/file-store.ts';
 import { S3ArtifactStore } from './artifacts/s3-store.ts';
-import { pushClusterKey } from './cluster-key.ts';
+import { buildPeerApp } from './cluster/peer-app.ts';
+import type { PeerApp } from './cluster/peer-app.ts';
+import { ClusterSync } from './cluster/cluster-sync.ts';
+import { peerDiscovery } from './cluster/peer-discovery.ts';
 import { CredentialPusher } from './credentials.ts';
 import { startKmsForwarder } from './kms-forwarder.ts';
 import type { KmsForwarder } from './kms-forwarder.ts';
@@ -31,6 +34,8 @@ export interface ParentSeams {
   readonly logger?: Logger;
   /** AWS credentials for the enclave's KMS calls; the standard provider chain otherwise. */
   readonly credentials?: AwsCredentialIdentityProvider;
+  /** Peer parents' cluster listeners, instead of `cluster.peers` and discovery (tests, the local stack). */
+  readonly clusterPeers?: () => Promise<readonly string[]>;
 }
 
 /** A running parent. */
@@ -40,6 +45,9 @@ export interface ParentRuntime {
   readonly models: ModelRegistry;
   /** `http://host:port` it listens on. */
   readonly url: string;
+  /** The cluster listener's `http://host:port`, when `cluster` is configured. */
+  readonly clusterUrl?: string;
+  readonly clusterSync?: ClusterSync;
   close(): Promise<void>;
 }
 
@@ -121,15 +129,27 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
   // Hooks run in registration order after each connect: credentials first, so reloads can call KMS.
   const credentials = new CredentialPusher(seams.credentials ?? fromNodeProviderChain(), link, log);
   const fileStore = production ? undefined : new FileArtifactStore();
-  const parseSource = (source: string) =>
-    parseArtifactSource(source, { requireVersion: production, allowFile: !production });
-  if (config.clusterKey !== undefined) {
-    // After credentials (the enclave calls KMS for it), before model reloads.
-    const source = parseSource(config.clusterKey.source);
-    const store = source.kind === 's3' ? s3 : fileStore;
-    if (store === undefined)
-      throw new ConfigError('ERR_CONFIG_INVALID', 'clusterKey.source: file sources are for simulation only');
-    pushClusterKey(link, store, source, log);
+  // After credentials, before model reloads: a replica binds the fleet key before it serves.
+  let clusterSync: ClusterSync | undefined;
+  let peerApp: PeerApp | undefined;
+  if (config.cluster !== undefined) {
+    clusterSync = new ClusterSync({
+      link,
+      peers:
+        seams.clusterPeers ??
+        peerDiscovery({
+          peers: config.cluster.peers,
+          region: config.aws.region,
+          port: config.cluster.listen.port,
+          ...(config.cluster.autoScalingGroup === undefined
+            ? {}
+            : { autoScalingGroup: config.cluster.autoScalingGroup }),
+        }),
+      intervalMs: config.cluster.syncIntervalMs,
+      ...(config.cluster.rotateAfterMs === undefined ? {} : { rotateAfterMs: config.cluster.rotateAfterMs }),
+      log,
+    });
+    peerApp = await buildPeerApp({ link, logger });
   }
   const models = new ModelRegistry({
     link,
@@ -154,17 +174,29 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
       parseArtifactSource(source, { requireVersion: production, allowFile: !production }),
   });
   let url: string;
+  let clusterUrl: string | undefined;
   try {
     url = await app.listen({ host: config.http.host, port: config.http.port });
+    clusterUrl =
+      peerApp === undefined || config.cluster === undefined
+        ? undefined
+        : await peerApp
+            .listen({ host: config.cluster.listen.host, port: config.cluster.listen.port })
+            .catch((error: unknown) => {
+              throw listenFailure(error, config.cluster!.listen.host, config.cluster!.listen.port);
+            });
   } catch (error) {
     // Nothing may keep running after a failed start (the caller exits with the reason).
     credentials.close();
+    clusterSync?.close();
     await app.close();
+    await peerApp?.close();
     s3.close();
     await forwarder?.close();
     throw listenFailure(error, config.http.host, config.http.port);
   }
   link.start();
+  clusterSync?.start();
   logger.info(
     { event: 'parent.listening', url, enclave: config.enclave.address, mode: config.mode },
     'parent.listening',
@@ -174,10 +206,14 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     link,
     models,
     url,
+    ...(clusterUrl === undefined ? {} : { clusterUrl }),
+    ...(clusterSync === undefined ? {} : { clusterSync }),
     close: async () => {
       credentials.close();
+      clusterSync?.close();
       link.close();
       await app.close();
+      await peerApp?.close();
       s3.close();
       await forwarder?.close();
     },

@@ -12,7 +12,6 @@ import { ATTEST_REMOTE_HELP, attestRemote, infer } from './remote-commands.ts';
 import { seal } from './seal-command.ts';
 import { models } from './models-command.ts';
 import { policy } from './policy-command.ts';
-import { clusterKey } from './cluster-key-command.ts';
 import { buildEif } from './build-eif-command.ts';
 import { simKms } from './sim-kms-command.ts';
 import { enclaveCommand, parentCommand } from './serve-commands.ts';
@@ -46,7 +45,6 @@ Commands:
   models list|load|unload  the parent's admin API
   build-eif                the enclave image and its PCRs (docker + nitro-cli)
   policy                   the KMS key policy that pins the build's PCRs
-  cluster-key create       the OHTTP key shared by replicas (KMS-generated, never seen outside enclaves)
   sim                      the whole system on this machine (npm start)
   sim attest               one simulated attestation, written to files
   sim kms                  the KMS simulator alone
@@ -94,8 +92,6 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
         return await models(rest);
       case 'policy':
         return await policy(rest);
-      case 'cluster-key':
-        return await clusterKey(rest);
       case 'build-eif':
         return await buildEif(rest);
       case undefined:

@@ -1,5 +1,5 @@
 /**
- * AWS clients of the operator's verbs (`seal`, `cluster-key create`): KMS with an optional endpoint
+ * AWS clients of the operator's verbs (`seal`): KMS with an optional endpoint
  * and extra CA (the simulator's, for `npm start`), and uploads to S3 that report the version id.
  * Credentials come from the standard provider chain.
  */

@@ -140,9 +140,34 @@ export const ParentConfigSchema = Type.Object(
       },
       { ...closed, default: {} },
     ),
-    /** The OHTTP cluster key's KMS blob (`nitro-infer cluster-key create`), for replicas behind one load balancer. */
-    clusterKey: Type.Optional(
-      Type.Object({ source: Type.String({ minLength: 1, maxLength: 2048 }) }, closed),
+    /**
+     * The OHTTP cluster key's peer exchange (docs/protocols.md "Cluster key"): the listener peer
+     * parents call (never behind the public load balancer), who the peers are, and the schedule.
+     * Absent: a single instance whose enclave keeps the key it generated.
+     */
+    cluster: Type.Optional(
+      Type.Object(
+        {
+          listen: Type.Object(
+            {
+              host: Type.String({ minLength: 1, default: '0.0.0.0' }),
+              port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8444 }),
+            },
+            { ...closed, default: {} },
+          ),
+          /** Peer parents' cluster listeners, e.g. `http://10.0.1.7:8444`. */
+          peers: Type.Array(Type.String({ pattern: '^https?://', maxLength: 2048 }), {
+            maxItems: 64,
+            default: [],
+          }),
+          /** On AWS: also every running instance of this Auto Scaling group (EC2 DescribeInstances). */
+          autoScalingGroup: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+          syncIntervalMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 30_000 }),
+          /** Rotate the cluster key once it is this old (at least a minute); absent: never. */
+          rotateAfterMs: Type.Optional(Type.Integer({ minimum: 60_000, maximum: 366 * 86_400_000 })),
+        },
+        closed,
+      ),
     ),
     /** Simulation only: the parent forwards the enclave's KMS connections (vsock-proxy in production). */
     kmsForwarder: Type.Optional(

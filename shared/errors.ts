@@ -92,6 +92,13 @@ export const ERROR_CODES = [
   'ERR_OHTTP_DATE_INVALID',
   'ERR_OHTTP_REPLAYED',
   'ERR_OHTTP_REPLAY_CACHE_FULL',
+  // The OHTTP cluster key's peer exchange between attested enclaves (docs/protocols.md).
+  'ERR_CLUSTER_PEER_UNTRUSTED',
+  'ERR_CLUSTER_CHALLENGE_UNKNOWN',
+  'ERR_CLUSTER_BINDING_MISMATCH',
+  'ERR_CLUSTER_BUSY',
+  'ERR_CLUSTER_KEY_NOT_PREFERRED',
+  'ERR_CLUSTER_PEER_UNAVAILABLE',
   'ERR_BHTTP_MALFORMED',
   'ERR_RECEIPT_INVALID',
   'ERR_CLIENT_BINDING_MISMATCH',
@@ -166,6 +173,9 @@ export type OhttpErrorCode = Extract<
   `ERR_OHTTP_${string}` | 'ERR_BHTTP_MALFORMED' | 'ERR_DECRYPT_FAILED'
 >;
 
+/** Codes of the cluster key exchange. */
+export type ClusterErrorCode = Extract<ErrorCode, `ERR_CLUSTER_${string}` | 'ERR_DECRYPT_FAILED'>;
+
 /** Codes of the client SDK's own checks. */
 export type ClientErrorCode = Extract<ErrorCode, `ERR_CLIENT_${string}` | 'ERR_RECEIPT_INVALID'>;
 
@@ -220,6 +230,9 @@ export class ConfigError extends NitroInferError<'ERR_CONFIG_INVALID'> {}
 
 /** Raised by OHTTP and BHTTP codecs. */
 export class OhttpError extends NitroInferError<OhttpErrorCode> {}
+
+/** Raised by the cluster key exchange: an untrusted peer, an unknown nonce, a broken binding. */
+export class ClusterError extends NitroInferError<ClusterErrorCode> {}
 
 /** Raised by the client SDK when what it received does not verify. */
 export class ClientError extends NitroInferError<ClientErrorCode> {}

@@ -11,7 +11,6 @@ import path from 'node:path';
 import { KMS } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Logger } from 'pino';
-import { CLUSTER_KEY_BYTES, CLUSTER_KEY_CONTEXT } from '../shared/cluster-key.ts';
 import { buildKeyPolicy } from '../shared/key-policy.ts';
 import { resolveConfig, EnclaveConfigSchema, ParentConfigSchema } from '../shared/config.ts';
 import type { ParentConfig } from '../shared/config.ts';
@@ -50,8 +49,16 @@ export interface LocalStackOptions {
   readonly logger?: Logger;
   readonly onEnclaveLine?: (line: string) => void;
   readonly isolateNetwork?: boolean;
-  /** Give the enclave an OHTTP cluster key (a KMS blob) instead of its ephemeral key. */
-  readonly clusterKey?: boolean | { readonly blobFile: string };
+  /**
+   * Join a cluster: the parent opens its cluster listener on 127.0.0.1 and syncs the enclave's
+   * OHTTP cluster key with the peers `peers` lists on each call (docs/protocols.md "Cluster key").
+   * Absent: a single instance with the key its enclave generated.
+   */
+  readonly cluster?: {
+    readonly peers: () => Promise<readonly string[]>;
+    readonly syncIntervalMs?: number;
+    readonly rotateAfterMs?: number;
+  };
   /** Another replica: share this stack's PKI, KMS simulator and key instead of starting new ones. */
   readonly replicaOf?: LocalStack;
   /** Restart the enclave child when it dies (the `nitro-infer sim` supervisor); off by default. */
@@ -63,6 +70,8 @@ export interface LocalStackOptions {
 /** A running local stack. */
 export interface LocalStack {
   readonly url: string;
+  /** The parent's cluster listener, when `cluster` was given. */
+  readonly clusterUrl?: string;
   readonly adminToken: string;
   readonly keyArn: string;
   readonly region: string;
@@ -78,7 +87,6 @@ export interface LocalStack {
     readonly pcrs: string;
     readonly pki: string;
     readonly adminTokens: string;
-    readonly clusterKey?: string;
   };
   close(): Promise<void>;
 }
@@ -149,17 +157,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         Description: 'nitro-infer local stack',
       })
     ).KeyMetadata!.Arn!;
-  let clusterKeyFile: string | undefined;
-  if (typeof options.clusterKey === 'object') clusterKeyFile = options.clusterKey.blobFile;
-  else if (options.clusterKey === true) {
-    clusterKeyFile = path.join(state, 'cluster-key.blob');
-    const generated = await operator.generateDataKeyWithoutPlaintext({
-      KeyId: keyArn,
-      NumberOfBytes: CLUSTER_KEY_BYTES,
-      EncryptionContext: { ...CLUSTER_KEY_CONTEXT },
-    });
-    await writeFile(clusterKeyFile, generated.CiphertextBlob!);
-  }
 
   let adminToken: string;
   try {
@@ -205,7 +202,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
               accessKeyId: options.s3.accessKeyId,
               secretAccessKey: options.s3.secretAccessKey,
             },
-      ...(clusterKeyFile === undefined ? {} : { clusterKey: { source: `file://${clusterKeyFile}` } }),
+      ...(options.cluster === undefined
+        ? {}
+        : {
+            cluster: {
+              listen: { host: '127.0.0.1', port: 0 },
+              ...(options.cluster.syncIntervalMs === undefined
+                ? {}
+                : { syncIntervalMs: options.cluster.syncIntervalMs }),
+              ...(options.cluster.rotateAfterMs === undefined
+                ? {}
+                : { rotateAfterMs: options.cluster.rotateAfterMs }),
+            },
+          }),
       kmsForwarder: { listen: `unix:${kmsSocket}`, target: `127.0.0.1:${new URL(kms.info.endpoint).port}` },
     },
     {},
@@ -228,6 +237,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         secretAccessKey: kms.info.secretAccessKey,
       }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.cluster === undefined ? {} : { clusterPeers: options.cluster.peers }),
     });
     await options.beforeEnclave?.();
     await enclave.start();
@@ -242,6 +252,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const running = parent;
   return {
     url: running.url,
+    ...(running.clusterUrl === undefined ? {} : { clusterUrl: running.clusterUrl }),
     adminToken,
     keyArn,
     region,
@@ -256,7 +267,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       pcrs: files.pcrs,
       pki: files.pki,
       adminTokens: files.adminTokens,
-      ...(clusterKeyFile === undefined ? {} : { clusterKey: clusterKeyFile }),
     },
     close: async () => {
       await enclave.stop();

@@ -16,7 +16,7 @@ import { paddedLength } from '../../shared/ohttp/padding.ts';
 import { RECEIPT_HEADER, sha256, signReceipt } from '../../shared/receipts.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import type { ModelManager } from '../models/model-manager.ts';
-import type { OhttpKeys } from './ohttp-keys.ts';
+import type { OhttpKeys, ReceiptKey } from './ohttp-keys.ts';
 import type { ReplayWindow } from './replay-window.ts';
 
 /** Model names as they appear in paths (the parent's admin API uses the same pattern). */
@@ -70,14 +70,14 @@ export class InferenceGateway {
    * @throws {OhttpError} ERR_OHTTP_MALFORMED / ERR_OHTTP_KEY_UNKNOWN / ERR_DECRYPT_FAILED (outer tier).
    */
   async handle(encapsulated: Uint8Array): Promise<Uint8Array> {
-    const keyConfig = this.#options.keys.keyConfig;
     const request = await this.#options.keys.decapsulate(encapsulated);
+    const keyConfig = request.keyConfig;
     let response: BhttpResponse;
     try {
       const inner = decodeBhttpRequest(request.message);
       // Synchronous with the decapsulation's end: two copies of one request cannot both pass.
       this.#options.replay.admit(inner.headers, request.enc);
-      response = await this.#route(inner, keyConfig);
+      response = await this.#route(inner, keyConfig, request.receipts);
     } catch (error) {
       response = errorResponse(error, (this.#options.clock ?? Date.now)());
     }
@@ -87,7 +87,7 @@ export class InferenceGateway {
     return request.respond(padding === 0 ? encoded : encodeBhttpResponse(response, padding));
   }
 
-  async #route(request: BhttpRequest, keyConfig: Uint8Array): Promise<BhttpResponse> {
+  async #route(request: BhttpRequest, keyConfig: Uint8Array, receipts: ReceiptKey): Promise<BhttpResponse> {
     const { models, pool } = this.#options;
     const path = request.path.split('?')[0] ?? '';
     const infer = INFER_PATH.exec(path);
@@ -118,7 +118,7 @@ export class InferenceGateway {
           time: (this.#options.clock ?? Date.now)(),
           keyConfigSha256: sha256(keyConfig),
         },
-        this.#options.keys.receipts.privateKey,
+        receipts.privateKey,
       );
       return json(200, content, [[RECEIPT_HEADER, receipt]]);
     }

@@ -1,8 +1,9 @@
 /**
  * The enclave's current OHTTP key: its key config (bound in every attestation) and the gateway
- * that opens requests sealed to it. Starts with the enclave's own ephemeral key; a cluster key
- * (DESIGN.md 7), unsealed through KMS like a model, can replace it so that every replica binds the
- * same key config.
+ * that opens requests sealed to it, with the receipt key that signs answers to them. The key is a
+ * cluster key (DESIGN.md 7) generated inside an enclave or received from an attested peer
+ * (`enclave/cluster/`); after a rotation the previous key keeps opening requests for a short grace
+ * period, so clients that attested just before the rotation are not refused mid-flight.
  */
 import type { KeyObject } from 'node:crypto';
 import { OhttpGateway } from '../../shared/ohttp/encapsulation.ts';
@@ -15,57 +16,88 @@ export interface ReceiptKey {
   readonly publicKeyRaw: Uint8Array;
 }
 
-export class OhttpKeys {
-  #keyConfig: Uint8Array;
-  #gateway: OhttpGateway;
-  #receipts: ReceiptKey;
+/** A decapsulated request with the key config and receipt key of the key that opened it. */
+export interface OpenedRequest extends DecapsulatedRequest {
+  readonly keyConfig: Uint8Array;
+  readonly receipts: ReceiptKey;
+}
 
-  private constructor(keyConfig: Uint8Array, gateway: OhttpGateway, receipts: ReceiptKey) {
-    this.#keyConfig = keyConfig;
-    this.#gateway = gateway;
-    this.#receipts = receipts;
+interface Entry {
+  readonly keyId: number;
+  readonly keyConfig: Uint8Array;
+  readonly gateway: OhttpGateway;
+  readonly receipts: ReceiptKey;
+}
+
+export class OhttpKeys {
+  #current: Entry;
+  #previous: { readonly entry: Entry; readonly until: number } | undefined;
+  readonly #clock: () => number;
+
+  private constructor(current: Entry, clock: () => number) {
+    this.#current = current;
+    this.#clock = clock;
   }
 
-  /** From an X25519 KeyObject with its encoded key config, and the receipt key. */
-  static async fromKeyObject(
+  /** From a raw X25519 secret (wiped by the caller) with its encoded key config, and the receipt key. */
+  static async create(
     keyConfig: Uint8Array,
-    privateKey: KeyObject,
+    privateKeyRaw: Uint8Array,
     receipts: ReceiptKey,
+    clock: () => number = Date.now,
   ): Promise<OhttpKeys> {
-    const raw = rawPrivateKey(privateKey);
-    try {
-      return new OhttpKeys(keyConfig, await OhttpGateway.create(decodeKeyConfig(keyConfig), raw), receipts);
-    } finally {
-      raw.fill(0);
-    }
+    return new OhttpKeys(await entry(keyConfig, privateKeyRaw, receipts), clock);
   }
 
   /** The key receipts are signed with (bound in `user_data`). */
   get receipts(): ReceiptKey {
-    return this.#receipts;
+    return this.#current.receipts;
   }
 
   /** The key config clients encrypt to (bound in `user_data`). */
   get keyConfig(): Uint8Array {
-    return this.#keyConfig;
+    return this.#current.keyConfig;
   }
 
-  /** Replaces both keys (the cluster's); `privateKeyRaw` is wiped by the caller. */
-  async install(keyConfig: Uint8Array, privateKeyRaw: Uint8Array, receipts: ReceiptKey): Promise<void> {
-    const gateway = await OhttpGateway.create(decodeKeyConfig(keyConfig), privateKeyRaw);
-    this.#keyConfig = keyConfig;
-    this.#gateway = gateway;
-    this.#receipts = receipts;
+  /**
+   * Replaces the current key; `privateKeyRaw` is wiped by the caller. With `keepPreviousUntil` the
+   * replaced key still opens requests until then — unless both share a key id, since requests name
+   * their key by that one byte alone (then the previous key is dropped at once).
+   */
+  async install(
+    keyConfig: Uint8Array,
+    privateKeyRaw: Uint8Array,
+    receipts: ReceiptKey,
+    keepPreviousUntil?: number,
+  ): Promise<void> {
+    const next = await entry(keyConfig, privateKeyRaw, receipts);
+    const previous = this.#current;
+    this.#current = next;
+    this.#previous =
+      keepPreviousUntil !== undefined && previous.keyId !== next.keyId
+        ? { entry: previous, until: keepPreviousUntil }
+        : undefined;
   }
 
-  decapsulate(encapsulated: Uint8Array): Promise<DecapsulatedRequest> {
-    return this.#gateway.decapsulate(encapsulated);
+  /** Opens a request with the key its key id names (the current one, or the previous in its grace period). */
+  async decapsulate(encapsulated: Uint8Array): Promise<OpenedRequest> {
+    const previous = this.#previous;
+    let chosen = this.#current;
+    if (previous !== undefined) {
+      if (this.#clock() > previous.until) this.#previous = undefined;
+      else if (encapsulated[0] === previous.entry.keyId) chosen = previous.entry;
+    }
+    const request = await chosen.gateway.decapsulate(encapsulated);
+    return { ...request, keyConfig: chosen.keyConfig, receipts: chosen.receipts };
   }
 }
 
-/** The raw 32-byte X25519 secret of a KeyObject (its JWK `d`), in a buffer the caller wipes. */
-function rawPrivateKey(key: KeyObject): Uint8Array {
-  const d = key.export({ format: 'jwk' }).d;
-  if (d === undefined) throw new Error('not a private key');
-  return new Uint8Array(Buffer.from(d, 'base64url'));
+async function entry(keyConfig: Uint8Array, privateKeyRaw: Uint8Array, receipts: ReceiptKey): Promise<Entry> {
+  const config = decodeKeyConfig(keyConfig);
+  return {
+    keyId: config.keyId,
+    keyConfig,
+    gateway: await OhttpGateway.create(config, privateKeyRaw),
+    receipts,
+  };
 }

@@ -11,7 +11,9 @@ export const ErrorReply = Type.Object(
 export const ERROR_REPLIES = {
   400: ErrorReply,
   401: ErrorReply,
+  403: ErrorReply,
   404: ErrorReply,
+  409: ErrorReply,
   413: ErrorReply,
   415: ErrorReply,
   422: ErrorReply,

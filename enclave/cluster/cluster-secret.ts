@@ -1,29 +1,29 @@
 /**
- * The OHTTP cluster key (DESIGN.md 7): replicas behind one load balancer must open any client's
- * request, so they share one X25519 key. Nobody outside an attested enclave ever sees it: the
- * operator asks KMS for `GenerateDataKeyWithoutPlaintext` (32 bytes, encryption context below) and
- * stores only the ciphertext blob; each enclave obtains the bytes with `Decrypt` + `Recipient`,
- * which the key policy allows only for the build's PCRs. The key config is derived
- * deterministically from the key, so every replica binds the same bytes in its attestation.
+ * The OHTTP cluster secret (DESIGN.md 7; docs/protocols.md "Cluster key"): replicas behind one load
+ * balancer must open any client's request, so they share one 32-byte secret from which each derives
+ * the same OHTTP key config and receipt key. The secret is generated inside an enclave
+ * (`crypto.randomBytes`) and moves only to a peer enclave whose attestation carries the same
+ * PCR0/1/2(/8) — never through KMS, whose principals could know a key they had KMS make.
+ * Only the enclave needs this module (the parent must not import key derivation).
  */
-import { createHash, createPrivateKey, createPublicKey, hkdfSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, hkdfSync, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { DEFAULT_SYMMETRIC_ALGORITHMS, HPKE_KEM, encodeKeyConfig } from './ohttp/key-config.ts';
+import { DEFAULT_SYMMETRIC_ALGORITHMS, HPKE_KEM, encodeKeyConfig } from '../../shared/ohttp/key-config.ts';
 
-/** Bound in the KMS encryption context, so a model data key cannot be replayed as the cluster key. */
-export const CLUSTER_KEY_CONTEXT: Readonly<Record<string, string>> = Object.freeze({
-  'nitro-infer:purpose': 'ohttp-cluster-key',
-});
-
-/** X25519 secrets are 32 bytes. */
-export const CLUSTER_KEY_BYTES = 32;
-
-/** Largest KMS ciphertext blob accepted for the cluster key (KMS's own limit is 6144). */
-export const MAX_CLUSTER_KEY_BLOB_BYTES = 6144;
+/** X25519 secrets, and so the cluster secret, are 32 bytes. */
+export const CLUSTER_SECRET_BYTES = 32;
 
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** Public facts about a cluster key, authenticated by the exchange that delivered it. */
+export interface ClusterKeyMetadata {
+  /** Bumped by each rotation: a higher epoch is preferred (docs/protocols.md, convergence). */
+  readonly epoch: number;
+  /** When the enclave that generated the key generated it, epoch milliseconds. */
+  readonly createdAt: number;
+}
 
 /** What replicas derive from the cluster secret: the OHTTP key and the receipt signing key. */
 export interface ClusterKeys {
@@ -33,6 +33,13 @@ export interface ClusterKeys {
   readonly receiptPrivateKey: KeyObject;
   /** Raw Ed25519 public key, bound in `user_data`. */
   readonly receiptPublicKey: Uint8Array;
+  /** SHA-256 of the key config: a public name for the key, compared by parents to converge. */
+  readonly fingerprint: Uint8Array;
+}
+
+/** A fresh cluster secret from the enclave's own generator; the caller keeps it in memory only. */
+export function generateClusterSecret(): Uint8Array {
+  return new Uint8Array(randomBytes(CLUSTER_SECRET_BYTES));
 }
 
 /**
@@ -41,7 +48,7 @@ export interface ClusterKeys {
  * client attested once).
  */
 export function deriveClusterKeys(secret: Uint8Array): ClusterKeys {
-  if (secret.byteLength !== CLUSTER_KEY_BYTES) throw new RangeError('a cluster key is 32 bytes');
+  if (secret.byteLength !== CLUSTER_SECRET_BYTES) throw new RangeError('a cluster secret is 32 bytes');
   const derive = (label: string) => new Uint8Array(hkdfSync('sha256', secret, new Uint8Array(0), label, 32));
   const ohttpSecret = derive('nitro-infer cluster ohttp x25519');
   const seed = derive('nitro-infer cluster receipts ed25519');
@@ -50,11 +57,13 @@ export function deriveClusterKeys(secret: Uint8Array): ClusterKeys {
   try {
     const receiptPrivateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
     const x = createPublicKey(receiptPrivateKey).export({ format: 'jwk' }).x as string;
+    const keyConfig = x25519KeyConfig(ohttpSecret);
     return {
-      keyConfig: clusterKeyConfig(ohttpSecret).keyConfig,
+      keyConfig,
       ohttpSecret,
       receiptPrivateKey,
       receiptPublicKey: new Uint8Array(Buffer.from(x, 'base64url')),
+      fingerprint: new Uint8Array(createHash('sha256').update(keyConfig).digest()),
     };
   } finally {
     der.fill(0);
@@ -62,8 +71,7 @@ export function deriveClusterKeys(secret: Uint8Array): ClusterKeys {
 }
 
 /** The key config for an X25519 secret: key id = first byte of SHA-256(public key). */
-export function clusterKeyConfig(secret: Uint8Array): { keyConfig: Uint8Array; publicKey: Uint8Array } {
-  if (secret.byteLength !== CLUSTER_KEY_BYTES) throw new RangeError('an X25519 secret is 32 bytes');
+function x25519KeyConfig(secret: Uint8Array): Uint8Array {
   const der = Buffer.concat([PKCS8_X25519_PREFIX, secret]);
   try {
     const x = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({
@@ -71,15 +79,12 @@ export function clusterKeyConfig(secret: Uint8Array): { keyConfig: Uint8Array; p
     }).x;
     const publicKey = new Uint8Array(Buffer.from(x as string, 'base64url'));
     const keyId = createHash('sha256').update(publicKey).digest()[0] as number;
-    return {
+    return encodeKeyConfig({
+      keyId,
+      kemId: HPKE_KEM.DHKEM_X25519_HKDF_SHA256,
       publicKey,
-      keyConfig: encodeKeyConfig({
-        keyId,
-        kemId: HPKE_KEM.DHKEM_X25519_HKDF_SHA256,
-        publicKey,
-        symmetricAlgorithms: DEFAULT_SYMMETRIC_ALGORITHMS,
-      }),
-    };
+      symmetricAlgorithms: DEFAULT_SYMMETRIC_ALGORITHMS,
+    });
   } finally {
     der.fill(0);
   }
