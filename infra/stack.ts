@@ -26,7 +26,7 @@ export interface NitroInferStackProps extends StackProps {
   readonly pcrs: ReadonlyMap<number, string>;
   /** Who administers the attestation key. Include the role that deploys this stack (KMS lockout check). */
   readonly keyAdminArns: readonly string[];
-  /** The operator role that seals models and creates the cluster key. */
+  /** The operator role that seals models. */
   readonly sealerRoleArn?: string;
   /** ACM certificate for the ALB's HTTPS listener. */
   readonly certificateArn: string;
@@ -41,6 +41,11 @@ export interface NitroInferStackProps extends StackProps {
 
 /** The parent's HTTP port behind the ALB. */
 export const PARENT_PORT = 8080;
+/**
+ * The parents' cluster listener: peer parents relay the OHTTP cluster key exchange between their
+ * enclaves on it (docs/protocols.md "Cluster key"). Open only between the instances themselves.
+ */
+export const CLUSTER_PORT = 8444;
 /** The enclave's fixed CID on every instance. */
 export const ENCLAVE_CID = 16;
 
@@ -75,6 +80,17 @@ export class NitroInferStack extends Stack {
     instanceSecurityGroup.addIngressRule(albSecurityGroup, ec2.Port.tcp(PARENT_PORT), 'API from the ALB');
     instanceSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: VPC endpoints, NAT');
     albSecurityGroup.addEgressRule(instanceSecurityGroup, ec2.Port.tcp(PARENT_PORT), 'to the parents');
+    // Parent to parent for the cluster key exchange only: the group to itself, on one port.
+    instanceSecurityGroup.addIngressRule(
+      instanceSecurityGroup,
+      ec2.Port.tcp(CLUSTER_PORT),
+      'cluster key exchange from peer parents',
+    );
+    instanceSecurityGroup.addEgressRule(
+      instanceSecurityGroup,
+      ec2.Port.tcp(CLUSTER_PORT),
+      'cluster key exchange to peer parents',
+    );
     const endpointSecurityGroup = new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
       vpc,
       description: 'Interface endpoints: HTTPS from the parents',
@@ -130,6 +146,17 @@ export class NitroInferStack extends Stack {
     });
     artifacts.grantRead(role);
     adminTokens.grantRead(role);
+    // Peer discovery: the running members of the group. DescribeInstances has no resource-level
+    // permissions; it reveals instance metadata only, never a key (docs/protocols.md).
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ClusterPeerDiscovery',
+        actions: ['ec2:DescribeInstances'],
+        resources: ['*'],
+      }),
+    );
+    // Named here (not generated) so the instances' user data can name it without a dependency cycle.
+    const groupName = `${this.stackName}-instances`;
 
     const pcrs = attestationCondition(props.pcrs);
     attestationKey.addToResourcePolicy(
@@ -177,6 +204,7 @@ export class NitroInferStack extends Stack {
       `scripts/deploy/run-enclave.sh --eif build/enclave.eif --cpus ${props.enclaveCpus ?? 2} --cid ${ENCLAVE_CID}`,
       `scripts/deploy/install-parent.sh --region ${this.region} --enclave-cid ${ENCLAVE_CID} --no-start`,
       `sed -i 's#tokensSecretId: .*}#tokensSecretId: ${adminTokens.secretName}}#' /etc/nitro-infer/parent.yaml`,
+      `echo 'cluster: {listen: {host: 0.0.0.0, port: ${CLUSTER_PORT}}, autoScalingGroup: ${groupName}}' >> /etc/nitro-infer/parent.yaml`,
       'systemctl enable --now nitro-infer-kms-proxy.service nitro-infer-parent.service',
     );
     const launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
@@ -198,6 +226,7 @@ export class NitroInferStack extends Stack {
       vpc,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       launchTemplate,
+      autoScalingGroupName: groupName,
       minCapacity: props.minInstances ?? 2,
       maxCapacity: props.maxInstances ?? 6,
       healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
@@ -326,10 +355,12 @@ export class NitroInferStack extends Stack {
           [100, cidr, ec2.AclTraffic.tcpPort(PARENT_PORT)],
           [110, anywhere, ephemeral],
           [120, cidr, ec2.AclTraffic.tcpPort(443)],
+          [130, cidr, ec2.AclTraffic.tcpPort(CLUSTER_PORT)],
         ],
         outbound: [
           [100, anywhere, ec2.AclTraffic.tcpPort(443)],
           [110, cidr, ephemeral],
+          [120, cidr, ec2.AclTraffic.tcpPort(CLUSTER_PORT)],
         ],
       },
       {

@@ -5,7 +5,7 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENCLAVE_CID, NitroInferStack, PARENT_PORT } from '../../../infra/stack.ts';
+import { CLUSTER_PORT, ENCLAVE_CID, NitroInferStack, PARENT_PORT } from '../../../infra/stack.ts';
 
 const PCR0 = 'a'.repeat(96);
 const PCR1 = 'b'.repeat(96);
@@ -89,6 +89,37 @@ describe('infrastructure', () => {
         (group.Properties.SecurityGroupIngress as { CidrIp?: string; FromPort?: number }[] | undefined) ?? [],
     );
     expect(ingress.filter((rule) => rule.CidrIp === '0.0.0.0/0').map((rule) => rule.FromPort)).toEqual([443]);
+  });
+
+  it('the cluster port is open only from the instances’ own group, never to the ALB or the internet', () => {
+    const rules = Object.values(resources('AWS::EC2::SecurityGroupIngress')).filter(
+      (rule) => rule.Properties.FromPort === CLUSTER_PORT,
+    );
+    expect(rules).toHaveLength(1);
+    const rule = rules[0]!.Properties as { GroupId: unknown; SourceSecurityGroupId: unknown; ToPort: number };
+    expect(rule.ToPort).toBe(CLUSTER_PORT);
+    expect(rule.SourceSecurityGroupId).toEqual(rule.GroupId);
+    // Egress on the cluster port: one rule, from the instances' group to itself (not the ALB's).
+    const egress = Object.values(resources('AWS::EC2::SecurityGroupEgress'))
+      .map(
+        (entry) =>
+          entry.Properties as { FromPort: number; GroupId: unknown; DestinationSecurityGroupId: unknown },
+      )
+      .filter((entry) => entry.FromPort === CLUSTER_PORT);
+    expect(egress).toHaveLength(1);
+    expect(egress[0]!.DestinationSecurityGroupId).toEqual(rule.GroupId);
+    expect(egress[0]!.GroupId).toEqual(rule.GroupId);
+    const inline = Object.values(resources('AWS::EC2::SecurityGroup')).flatMap(
+      (group) => (group.Properties.SecurityGroupIngress as { FromPort?: number }[] | undefined) ?? [],
+    );
+    expect(inline.filter((entry) => entry.FromPort === CLUSTER_PORT)).toEqual([]);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([
+          Match.objectLike({ Sid: 'ClusterPeerDiscovery', Action: 'ec2:DescribeInstances', Resource: '*' }),
+        ]),
+      }),
+    });
   });
 
   it('AWS WAF with managed rule groups and a rate limit is attached to the ALB', () => {
@@ -209,6 +240,7 @@ describe('infrastructure', () => {
       `--cid ${ENCLAVE_CID}`,
       'install-parent.sh',
       'nitro-infer-parent.service',
+      `port: ${CLUSTER_PORT}}, autoScalingGroup: `,
     ]) {
       expect(userData).toContain(step);
     }
