@@ -77,7 +77,7 @@ export class ClusterKeyring {
     return { epoch, createdAt, fingerprint, keyConfig };
   }
 
-  /** The current key for sealing to an attested peer; the caller wipes nothing (the copy is ours). */
+  /** The current key for sealing to an attested peer, as a copy of the secret that the caller wipes. */
   sharable(): SharedClusterKey & { readonly keyConfig: Uint8Array } {
     const { secret, epoch, createdAt, keyConfig } = this.#current;
     return { secret: new Uint8Array(secret), epoch, createdAt, keyConfig };
