@@ -10,16 +10,18 @@ import type { LibraryHandle } from 'koffi';
 
 type KoffiFunction = ReturnType<LibraryHandle['func']>;
 import { NsmError } from '../../shared/errors.ts';
-import type { AttestationRequest, Nsm, PcrDescription } from './nsm.ts';
+import type { AttestationRequest, Nsm, NsmDescription, PcrDescription } from './nsm.ts';
 import { NSM_MAX_INPUT_BYTES } from './nsm.ts';
 import {
   NSM_RESPONSE_MAX_BYTES,
   decodeAttestationResponse,
+  decodeDescribeNsmResponse,
   decodeDescribePcrResponse,
   decodeExtendPcrResponse,
   decodeGetRandomResponse,
   decodeUnitResponse,
   encodeAttestationRequest,
+  encodeDescribeNsmRequest,
   encodeDescribePcrRequest,
   encodeExtendPcrRequest,
   encodeGetRandomRequest,
@@ -121,6 +123,10 @@ export class DeviceNsm implements Nsm {
 
   async getRandom(): Promise<Uint8Array> {
     return decodeGetRandomResponse(await this.#call(encodeGetRandomRequest()));
+  }
+
+  async describeNsm(): Promise<NsmDescription> {
+    return decodeDescribeNsmResponse(await this.#call(encodeDescribeNsmRequest()));
   }
 
   /** Closes the device. */

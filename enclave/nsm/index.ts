@@ -5,6 +5,8 @@ export type {
   Nsm,
   AttestationRequest,
   PcrDescription,
+  NsmDescription,
+  NsmDigest,
   NsmSigningIdentity,
   NsmSigningIdentitySource,
 } from './nsm.ts';

@@ -7,7 +7,7 @@
 import { decodeCbor, encodeCbor } from '../../shared/cbor.ts';
 import { NsmError, isNitroInferError } from '../../shared/errors.ts';
 import type { NsmErrorCode } from '../../shared/errors.ts';
-import type { AttestationRequest, PcrDescription } from './nsm.ts';
+import type { AttestationRequest, NsmDescription, NsmDigest, PcrDescription } from './nsm.ts';
 
 /** The driver's request buffer (`NSM_REQUEST_MAX_SIZE`). */
 export const NSM_REQUEST_MAX_BYTES = 0x1000;
@@ -86,6 +86,10 @@ export function encodeGetRandomRequest(): Uint8Array {
   return encodeCbor('GetRandom');
 }
 
+export function encodeDescribeNsmRequest(): Uint8Array {
+  return encodeCbor('DescribeNSM');
+}
+
 /** Reads `{"Attestation": {"document": bytes}}`. */
 export function decodeAttestationResponse(bytes: Uint8Array): Uint8Array {
   return bytesField(variant(bytes, 'Attestation'), 'document');
@@ -107,6 +111,54 @@ export function decodeExtendPcrResponse(bytes: Uint8Array): Uint8Array {
 /** Reads `{"GetRandom": {"random": bytes}}`. */
 export function decodeGetRandomResponse(bytes: Uint8Array): Uint8Array {
   return bytesField(variant(bytes, 'GetRandom'), 'random');
+}
+
+/** Longest `module_id` accepted: AWS's are `i-<17 hex>-enc<16 hex>` (41 characters). */
+export const NSM_MAX_MODULE_ID_LENGTH = 256;
+
+const DIGESTS: readonly NsmDigest[] = ['SHA256', 'SHA384', 'SHA512'];
+
+/**
+ * Reads `{"DescribeNSM": {"version_major": u16, "version_minor": u16, "version_patch": u16,
+ * "module_id": text, "max_pcrs": u16, "locked_pcrs": [u16], "digest": "SHA384"}}`; locked indices
+ * must be distinct and below `max_pcrs`.
+ */
+export function decodeDescribeNsmResponse(bytes: Uint8Array): NsmDescription {
+  const body = variant(bytes, 'DescribeNSM');
+  const moduleId = body.get('module_id');
+  if (typeof moduleId !== 'string' || moduleId.length === 0 || moduleId.length > NSM_MAX_MODULE_ID_LENGTH) {
+    throw invalidResponse('DescribeNSM.module_id is not a short text');
+  }
+  const digest = body.get('digest');
+  if (!DIGESTS.includes(digest as NsmDigest)) throw invalidResponse('DescribeNSM.digest is unknown');
+  const maxPcrs = u16Field(body, 'max_pcrs');
+  const locked = body.get('locked_pcrs');
+  if (!Array.isArray(locked)) throw invalidResponse('DescribeNSM.locked_pcrs is not an array');
+  const lockedPcrs = locked.map((index: unknown) => {
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= maxPcrs) {
+      throw invalidResponse('DescribeNSM.locked_pcrs holds an impossible index');
+    }
+    return index;
+  });
+  if (new Set(lockedPcrs).size !== lockedPcrs.length)
+    throw invalidResponse('DescribeNSM.locked_pcrs repeats');
+  return {
+    versionMajor: u16Field(body, 'version_major'),
+    versionMinor: u16Field(body, 'version_minor'),
+    versionPatch: u16Field(body, 'version_patch'),
+    moduleId,
+    maxPcrs,
+    lockedPcrs: lockedPcrs.sort((a, b) => a - b),
+    digest: digest as NsmDigest,
+  };
+}
+
+function u16Field(body: Map<unknown, unknown>, name: string): number {
+  const value = body.get(name);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffff) {
+    throw invalidResponse(`DescribeNSM.${name} is not a u16`);
+  }
+  return value;
 }
 
 /** Reads the unit response `"LockPCR"` or `"LockPCRs"`. */

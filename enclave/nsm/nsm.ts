@@ -29,6 +29,21 @@ export interface PcrDescription {
   readonly data: Uint8Array;
 }
 
+/** The PCR hash the NSM reports (`api::Digest`); Nitro uses SHA384. */
+export type NsmDigest = 'SHA256' | 'SHA384' | 'SHA512';
+
+/** What `DescribeNSM` reports (aws-nitro-enclaves-nsm-api `Response::DescribeNSM`). */
+export interface NsmDescription {
+  readonly versionMajor: number;
+  readonly versionMinor: number;
+  readonly versionPatch: number;
+  readonly moduleId: string;
+  readonly maxPcrs: number;
+  /** Indices of the locked PCRs, ascending. */
+  readonly lockedPcrs: readonly number[];
+  readonly digest: NsmDigest;
+}
+
 /** The NSM operations nitro-infer uses. Every failure is an `NsmError`. */
 export interface Nsm {
   /** Returns a signed attestation document (COSE_Sign1 bytes). */
@@ -41,6 +56,8 @@ export interface Nsm {
   lockPcrs(range: number): Promise<void>;
   /** Returns {@link NSM_RANDOM_BYTES} bytes from the NSM's generator. */
   getRandom(): Promise<Uint8Array>;
+  /** The module's version, identity, PCR count and locked PCRs. */
+  describeNsm(): Promise<NsmDescription>;
 }
 
 /** The key and certificates an NSM signs with. */

@@ -9,7 +9,13 @@ import { randomBytes, sign } from 'node:crypto';
 import { encodeCbor } from '../../shared/cbor.ts';
 import { ES384_PROTECTED_HEADER, signatureStructure } from '../../shared/attestation/index.ts';
 import { NsmError } from '../../shared/errors.ts';
-import type { AttestationRequest, Nsm, NsmSigningIdentitySource, PcrDescription } from './nsm.ts';
+import type {
+  AttestationRequest,
+  Nsm,
+  NsmDescription,
+  NsmSigningIdentitySource,
+  PcrDescription,
+} from './nsm.ts';
 import { NSM_FIRST_APPLICATION_PCR, NSM_MAX_INPUT_BYTES, NSM_PCR_COUNT, NSM_RANDOM_BYTES } from './nsm.ts';
 import { PCR_BYTES, extendPcrValue } from './pcr.ts';
 
@@ -123,6 +129,18 @@ export class SimulatedNsm implements Nsm {
 
   async getRandom(): Promise<Uint8Array> {
     return new Uint8Array(randomBytes(NSM_RANDOM_BYTES));
+  }
+
+  async describeNsm(): Promise<NsmDescription> {
+    return {
+      versionMajor: 1,
+      versionMinor: 0,
+      versionPatch: 0,
+      moduleId: this.#moduleId,
+      maxPcrs: NSM_PCR_COUNT,
+      lockedPcrs: this.#registers.flatMap((register, index) => (register.locked ? [index] : [])),
+      digest: 'SHA384',
+    };
   }
 
   #register(index: number): Register {
