@@ -8,6 +8,7 @@ import { decodeCbor, encodeCbor } from '../../shared/cbor.ts';
 import { NsmError, isNitroInferError } from '../../shared/errors.ts';
 import type { NsmErrorCode } from '../../shared/errors.ts';
 import type { AttestationRequest, NsmDescription, NsmDigest, PcrDescription } from './nsm.ts';
+import { NSM_MAX_INPUT_BYTES, NSM_PCR_COUNT } from './nsm.ts';
 
 /** The driver's request buffer (`NSM_REQUEST_MAX_SIZE`). */
 export const NSM_REQUEST_MAX_BYTES = 0x1000;
@@ -58,7 +59,11 @@ export function encodeDescribePcrRequest(index: number): Uint8Array {
   return checked(encodeCbor(new Map([['DescribePCR', new Map([['index', pcrIndex(index)]])]])));
 }
 
+/** Refuses data over {@link NSM_MAX_INPUT_BYTES}, as the simulation does (QEMU's NSM would take it). */
 export function encodeExtendPcrRequest(index: number, data: Uint8Array): Uint8Array {
+  if (data.byteLength > NSM_MAX_INPUT_BYTES) {
+    throw new NsmError('ERR_NSM_INPUT_TOO_LARGE', `PCR extension data exceeds ${NSM_MAX_INPUT_BYTES} bytes`);
+  }
   return checked(
     encodeCbor(
       new Map([
@@ -79,7 +84,7 @@ export function encodeLockPcrRequest(index: number): Uint8Array {
 }
 
 export function encodeLockPcrsRequest(range: number): Uint8Array {
-  return checked(encodeCbor(new Map([['LockPCRs', new Map([['range', pcrIndex(range)]])]])));
+  return checked(encodeCbor(new Map([['LockPCRs', new Map([['range', pcrRange(range)]])]])));
 }
 
 export function encodeGetRandomRequest(): Uint8Array {
@@ -205,9 +210,20 @@ function bytesField(body: Map<unknown, unknown>, name: string): Uint8Array {
   return value;
 }
 
+/**
+ * Indices are checked here, not left to the device: the wire type is u16, but QEMU's NSM reads
+ * one byte and answers InvalidOperation above 255 where AWS's answers InvalidIndex, so a bad index
+ * would give a different code on each. Checking first gives ERR_NSM_INVALID_INDEX everywhere.
+ */
 function pcrIndex(value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffff)
-    throw new NsmError('ERR_NSM_INVALID_INDEX', `${value} is not a u16`);
+  if (!Number.isInteger(value) || value < 0 || value >= NSM_PCR_COUNT)
+    throw new NsmError('ERR_NSM_INVALID_INDEX', `PCR index ${value} is outside 0–${NSM_PCR_COUNT - 1}`);
+  return value;
+}
+
+function pcrRange(value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > NSM_PCR_COUNT)
+    throw new NsmError('ERR_NSM_INVALID_INDEX', `PCR range ${value} is outside 0–${NSM_PCR_COUNT}`);
   return value;
 }
 
