@@ -75,7 +75,7 @@ qemu() {
   log "qemu: source"
   # The backports version, not pinned (backports replaces it); recorded in qemu/VERSION.
   local version
-  version="$(apt-cache showsrc qemu | awk '/^Package: qemu$/{p=1} p&&/^Version:/{print $2; p=0}' | sort -V | tail -n1)"
+  version="$(apt-cache showsrc qemu | awk '/^Package: qemu$/{p=1} p&&/^Version:/{print $2; p=0}' | sort -V | tail -n1 || true)"
   case "$version" in 1:1[0-9].*) ;; *) echo "qemu: backports has no QEMU >= 10 source ($version)" >&2; exit 1 ;; esac
   log "qemu: source $version"
   # The .dsc may 404 on this mirror while the orig tarball downloads; the tarball is all we use.
@@ -147,7 +147,7 @@ kernel() {
   if [ -f "$CACHE/kernel/VERSION" ]; then log "kernel: cached ($(cat "$CACHE/kernel/VERSION"))"; return; fi
   apt_ready
   local pkg
-  pkg="$(apt-cache pkgnames linux-image-6.12. | grep -E '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' | sort -V | tail -n1)"
+  pkg="$(apt-cache pkgnames linux-image-6.12. | grep -E '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' | sort -V | tail -n1 || true)"
   if [ -z "$pkg" ]; then echo "kernel: no linux-image-6.12.*+deb12-amd64 in the archive" >&2; exit 1; fi
   log "kernel: $pkg"
   local root="$CACHE/.kernel-root.$$"
@@ -200,10 +200,15 @@ node_binary() {
   log "node: $NODE_VERSION"
 }
 
-host_tools
-busybox
-node_binary
-kernel
-qemu
-qemu_roms
-log "ready: $CACHE"
+# One function, called on the last line: bash has then read the whole file before running any of
+# it, so editing the script during a (long) run cannot change what that run does.
+main() {
+  host_tools
+  busybox
+  node_binary
+  kernel
+  qemu
+  qemu_roms
+  log "ready: $CACHE"
+}
+main "$@"
