@@ -41,7 +41,7 @@ const payloadOf = (documentHex: string) => payloadOfDocument(new Uint8Array(Buff
 const optionalHex = (value: unknown) => (value === null ? null : hex(value as Uint8Array));
 
 describe.skipIf(missing !== undefined && !CI)(
-  `the production enclave and DeviceNsm under Debian's 6.12 kernel with QEMU's virtio-nsm${missing === undefined ? '' : ` (skipped: ${missing})`}`,
+  `the production enclave and DeviceNsm under Debian's 6.12 kernel with QEMU's virtio-nsm${missing === undefined ? '' : ` (missing: ${missing})`}`,
   () => {
     let run: GuestRun;
     const probe = new Map<string, ProbeLine>();
