@@ -36,7 +36,11 @@ function forbid(folders, packages) {
 const PARENT_SHARED_MODULES = [
   'errors.ts',
   'cbor.ts',
+  'cbor-scan.ts',
   'frames.ts',
+  'frame-buffer.ts',
+  'frame-layout.ts',
+  'cluster-preference.ts',
   'frame-writer.ts',
   'config.ts',
   'transport-address.ts',
@@ -121,8 +125,6 @@ export default tseslint.config(
       ],
     },
   },
-  // TEMPORARY (issue 10, Build 1 removes parent/cluster-key.ts): it imports shared/cluster-key.ts; delete this line with the file.
-  { files: ['parent/cluster-key.ts'], rules: { 'no-restricted-imports': ['error', parentFolderRules] } },
   {
     files: ['client/**/*.ts'],
     rules: {

@@ -5,6 +5,7 @@
  * never taken for this one. Encodings are deterministic CBOR, decoded strictly: exactly the listed
  * keys, exact sizes, and canonical bytes (re-encoding gives the input).
  */
+import { MAX_USER_DATA_DECODED_BYTES, MAX_USER_DATA_ITEMS } from '../../shared/binding.ts';
 import { decodeCbor, encodeDeterministicCbor } from '../../shared/cbor.ts';
 import { ClusterError } from '../../shared/errors.ts';
 import { CLUSTER_SECRET_BYTES } from './cluster-secret.ts';
@@ -100,7 +101,13 @@ export function encodeSharedKey(key: SharedClusterKey): Uint8Array {
 export function decodeSharedKey(bytes: Uint8Array): SharedClusterKey {
   let value: unknown;
   try {
-    value = decodeCbor(bytes, { maxBytes: 256, maxDepth: 2 });
+    // A map of 4 entries is 9 items; the decoded size bound is user_data's (shared/binding.ts).
+    value = decodeCbor(bytes, {
+      maxBytes: 256,
+      maxDepth: 2,
+      maxItems: MAX_USER_DATA_ITEMS,
+      maxDecodedBytes: MAX_USER_DATA_DECODED_BYTES,
+    });
   } catch {
     throw mismatch('the sealed cluster key is not CBOR');
   }
@@ -119,7 +126,12 @@ function decodeBinding(userData: Uint8Array | undefined, purpose: string): Map<u
   if (userData === undefined) throw mismatch('the document carries no user_data');
   let value: unknown;
   try {
-    value = decodeCbor(userData, { maxBytes: MAX_EXCHANGE_USER_DATA_BYTES, maxDepth: 2 });
+    value = decodeCbor(userData, {
+      maxBytes: MAX_EXCHANGE_USER_DATA_BYTES,
+      maxDepth: 2,
+      maxItems: MAX_USER_DATA_ITEMS,
+      maxDecodedBytes: MAX_USER_DATA_DECODED_BYTES,
+    });
   } catch {
     throw mismatch('user_data is not CBOR');
   }

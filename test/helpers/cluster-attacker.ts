@@ -23,7 +23,10 @@ const suite = new CipherSuite({
 /** The request binding of a requester's document, read as anyone can (the document is public). */
 export function requestBindingOf(document: Uint8Array, roots: readonly Uint8Array[]) {
   const userData = verifyAttestation(document, { roots }).document.userData!;
-  const map = decodeCbor(userData, { maxBytes: 1024 }) as Map<string, Uint8Array>;
+  const map = decodeCbor(userData, { maxBytes: 1024, maxItems: 16, maxDecodedBytes: 8192 }) as Map<
+    string,
+    Uint8Array
+  >;
   return { exchangeKey: map.get('exchangeKey')!, requestNonce: map.get('requestNonce')! };
 }
 

@@ -26,9 +26,13 @@ const PARENT_MAY: readonly ModuleId[] = [
   'shared/attestation/root.ts',
   'shared/attestation/verify.ts',
   'shared/binding.ts',
+  'shared/cbor-scan.ts',
   'shared/cbor.ts',
+  'shared/cluster-preference.ts',
   'shared/config.ts',
   'shared/errors.ts',
+  'shared/frame-buffer.ts',
+  'shared/frame-layout.ts',
   'shared/frame-writer.ts',
   'shared/frames.ts',
   'shared/key-policy.ts',
@@ -42,7 +46,6 @@ const PARENT_MAY: readonly ModuleId[] = [
 const ENCLAVE_AND_CLIENT_ONLY: Readonly<Record<ModuleId, string>> = {
   'shared/ohttp/encapsulation.ts': 'the OHTTP gateway opens requests with the private key',
   'shared/ohttp/node-primitives.ts': 'HPKE primitives: X25519 with private keys, AEAD open',
-  'shared/cluster-key.ts': 'derives the OHTTP and receipt private keys from the cluster secret',
   'shared/receipts.ts': 'signs receipts with the enclave receipt key',
   'shared/sealing/index.ts': 'encrypts plaintext models (and names the KMS SDK that decrypts them)',
   'shared/ohttp/bhttp.ts': 'the inner plaintext HTTP messages, which exist only after decryption',
@@ -62,8 +65,8 @@ const PARENT_FORBIDDEN_PACKAGES = [
   '@aws-crypto/client-node',
 ];
 
-// TEMPORARY (issue 10, Build 1 removes parent/cluster-key.ts): delete this line with the file.
-const TEMPORARILY_ALLOWED = new Set(['parent/cluster-key.ts → shared/cluster-key.ts']);
+// Nothing is exempt (parent/cluster-key.ts, the last exception, is gone with the KMS cluster key).
+const TEMPORARILY_ALLOWED = new Set<string>();
 
 function parentMayNotImport(from: ModuleId, to: ModuleId): boolean {
   if (TEMPORARILY_ALLOWED.has(`${from} → ${to}`)) return false;
@@ -185,9 +188,9 @@ describe('the ESLint rule for parent/', () => {
   });
 
   it.each([
-    ['a path that walks back in', '../shared/attestation/../cluster-key.ts'],
-    ['no extension', '../shared/cluster-key'],
-    ['a dot segment', '../shared/./cluster-key.ts'],
+    ['a path that walks back in', '../shared/attestation/../receipts.ts'],
+    ['no extension', '../shared/receipts'],
+    ['a dot segment', '../shared/./receipts.ts'],
     ['a decrypting package', '@hpke/core'],
     ['a subpath of one', '@aws-crypto/client-node/build/main'],
   ])('fires on %s', async (_what, specifier) => {

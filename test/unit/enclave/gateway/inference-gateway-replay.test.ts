@@ -7,10 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InferenceGateway } from '../../../../enclave/gateway/inference-gateway.ts';
-import { OhttpKeys } from '../../../../enclave/gateway/ohttp-keys.ts';
+import { ClusterKeyring } from '../../../../enclave/cluster/cluster-keyring.ts';
 import { ReplayWindow } from '../../../../enclave/gateway/replay-window.ts';
 import type { InferencePool } from '../../../../enclave/inference/pool.ts';
-import { generateEnclaveKeys } from '../../../../enclave/keys.ts';
 import type { ModelManager } from '../../../../enclave/models/model-manager.ts';
 import { decodeBhttpResponse, encodeBhttpRequest } from '../../../../shared/ohttp/bhttp.ts';
 import type { BhttpResponse, Field } from '../../../../shared/ohttp/bhttp.ts';
@@ -28,8 +27,8 @@ const BODY = new TextEncoder().encode(
 );
 
 async function setup(options: { capacity?: number; replay?: ReplayWindow } = {}) {
-  const keys = generateEnclaveKeys();
-  const ohttpKeys = await OhttpKeys.fromKeyObject(keys.ohttp.keyConfig, keys.ohttp.privateKey, keys.receipts);
+  // The enclave's OHTTP key: a cluster key generated inside (enclave/cluster/cluster-keyring.ts).
+  const { ohttpKeys } = await ClusterKeyring.generate(() => NOW);
   const clock = { now: NOW };
   const runs = { count: 0 };
   const pool = {
