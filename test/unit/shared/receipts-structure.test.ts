@@ -5,6 +5,7 @@
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { encode as encodeAny } from 'cbor2';
 import { encodeCbor } from '../../../shared/cbor.ts';
 import { MAX_RECEIPT_BYTES, sha256, verifyReceipt } from '../../../shared/receipts.ts';
 import { codeOf } from '../../helpers/codes.ts';
@@ -27,9 +28,16 @@ const fields = (): Map<string, unknown> =>
 
 /** `[payload, signature]` with a genuine signature over whatever `payload` is. */
 function signed(payload: unknown): string {
-  const bytes = encodeCbor(payload);
+  // Our encoder refuses floats; a hostile signer's payload may hold one, so write that with cbor2.
+  const bytes = containsFloat(payload) ? encodeAny(payload) : encodeCbor(payload);
   const signature = sign(null, Buffer.concat([DOMAIN, bytes]), keys.privateKey);
   return Buffer.from(encodeCbor([bytes, new Uint8Array(signature)])).toString('base64url');
+}
+
+function containsFloat(value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isInteger(value);
+  if (value instanceof Map) return [...value.values()].some(containsFloat);
+  return Array.isArray(value) && value.some(containsFloat);
 }
 
 function withField(name: string, value: unknown): Map<string, unknown> {
