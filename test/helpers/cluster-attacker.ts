@@ -86,7 +86,8 @@ export async function clientStatus(client: TestLinkClient, keyConfig: Uint8Array
       scheme: 'https',
       authority: '',
       path: '/v2/models',
-      headers: [],
+      // Every request carries its Date: the gateway's replay window refuses one without.
+      headers: [['date', new Date().toUTCString()]],
       content: new Uint8Array(0),
       trailers: [],
     }),
