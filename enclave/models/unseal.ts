@@ -49,8 +49,12 @@ export interface UnsealedModel {
  */
 export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel> {
   let kmsFailure: NitroInferError | undefined;
+  // The keyring asks KMS only once the Encryption SDK has parsed a well-formed header: a failure
+  // before that means the bytes are not a (supported) Encryption SDK message at all.
+  let headerParsed = false;
   const client = {
     decrypt: async (request: DecryptRequest) => {
+      headerParsed = true;
       try {
         return await options.decrypt(request);
       } catch (error) {
@@ -115,8 +119,16 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
   } catch (error) {
     wipe();
     if (contextFailure !== undefined) throw contextFailure;
-    if (kmsFailure !== undefined) throw kmsFailure;
+    // A tampered encrypted data key is an authentication failure like any other flipped byte:
+    // one code for all of them (STYLE.md 4). KMS refusals for other reasons keep their code.
+    if (kmsFailure !== undefined && kmsFailure.code !== 'ERR_KMS_INVALID_CIPHERTEXT') throw kmsFailure;
     if (isNitroInferError(error) && error.code === 'ERR_MODEL_LOAD_FAILED') throw error;
+    if (!headerParsed && kmsFailure === undefined) {
+      throw new ModelError(
+        'ERR_ARTIFACT_INVALID',
+        'the artifact is not an Encryption SDK message (its header is malformed, truncated or of an unsupported suite)',
+      );
+    }
     // Truncation, a flipped byte, a wrong key: the Encryption SDK's authentication refused it.
     throw new ModelError('ERR_DECRYPT_FAILED', 'decryption failed');
   }

@@ -230,11 +230,41 @@ describe('enclave service over the link', () => {
       tampered[offset]! ^= 0x01;
       const response = await client.upload('tampered', tampered);
       expect(response.type).toBe('error');
-      expect(['ERR_DECRYPT_FAILED', 'ERR_ARTIFACT_INVALID', 'ERR_KMS_INVALID_CIPHERTEXT']).toContain(
-        response.fields.get('code'),
-      );
+      expect(['ERR_DECRYPT_FAILED', 'ERR_ARTIFACT_INVALID']).toContain(response.fields.get('code'));
     }
     expect(await client.code('model.unload', { name: 'tampered' })).toBe('ERR_MODEL_NOT_FOUND');
+    client.close();
+  });
+
+  it('a flipped byte anywhere in the header: malformed → ERR_ARTIFACT_INVALID, unauthentic → ERR_DECRYPT_FAILED (or the KMS key it names is not found)', async () => {
+    const artifact = await seal('header', denseModel);
+    const client = await TestLinkClient.connect(socketPath);
+    const codes = new Map<string, number[]>();
+    // The header (version, suite, message id, encryption context, one KMS data key, header auth)
+    // lies in the first ~700 bytes of this artifact.
+    for (let offset = 0; offset < Math.min(700, artifact.byteLength); offset += 11) {
+      const tampered = new Uint8Array(artifact);
+      tampered[offset]! ^= 0x40;
+      const response = await client.upload('header', tampered);
+      expect(response.type).toBe('error');
+      const code = String(response.fields.get('code'));
+      codes.set(code, [...(codes.get(code) ?? []), offset]);
+    }
+    // A byte of the data key's KMS key ARN names a key that does not exist: KMS says so
+    // (ERR_KMS_NOT_FOUND, as for an artifact sealed with a deleted key). Nothing else.
+    expect([...codes.keys()].filter((code) => code !== 'ERR_KMS_NOT_FOUND').sort()).toEqual([
+      'ERR_ARTIFACT_INVALID',
+      'ERR_DECRYPT_FAILED',
+    ]);
+    // The version byte: not an Encryption SDK message at all.
+    expect(codes.get('ERR_ARTIFACT_INVALID')).toContain(0);
+    client.close();
+  });
+
+  it('refuses a raw ONNX file sent as an artifact with ERR_ARTIFACT_INVALID', async () => {
+    const client = await TestLinkClient.connect(socketPath);
+    const response = await client.upload('raw', denseModel);
+    expect([response.type, response.fields.get('code')]).toEqual(['error', 'ERR_ARTIFACT_INVALID']);
     client.close();
   });
 
