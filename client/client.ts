@@ -205,10 +205,18 @@ export class NitroInferClient {
    */
   async #send(method: string, path: string, content: Uint8Array, model?: string, requireAttested = false) {
     const attested = (attestation: Attestation) => {
-      if (requireAttested && !attestation.models.some((entry) => entry.name === model)) {
+      const identity = attestation.models.find((entry) => entry.name === model);
+      if (requireAttested && identity === undefined) {
         throw new ClientError(
           'ERR_CLIENT_MODEL_NOT_ATTESTED',
           'the requested model is not in the attested model list; the request was not sent',
+        );
+      }
+      const pinned = model === undefined ? undefined : this.#policy.models.get(model);
+      if (pinned !== undefined && identity?.sha384.toLowerCase() !== pinned) {
+        throw new ClientError(
+          'ERR_CLIENT_MODEL_NOT_ATTESTED',
+          `the enclave attests ${model} with digest ${identity?.sha384 ?? '(none)'}, the policy pins ${pinned}; the request was not sent`,
         );
       }
       return attestation;
@@ -237,8 +245,18 @@ export class NitroInferClient {
       });
       const bytes = await readBody(reply);
       if (reply.status === 400 && attempt === 0) {
-        // The gateway did not know our key (an enclave restarted with a new one): attest again.
+        // The gateway did not know our key (an enclave restarted with a new one): attest again and
+        // resend only if the enclave now binds another key config. A bare 400 is unauthenticated:
+        // a parent that relayed the request, let it run and then answered 400 must not get the
+        // same request run a second time.
+        const refused = attestation.keyConfigBytes;
         attestation = attested(await this.attest());
+        if (Buffer.from(attestation.keyConfigBytes).equals(Buffer.from(refused))) {
+          throw new ClientError(
+            'ERR_CLIENT_REQUEST_FAILED',
+            'the parent answered 400 to a request sealed to the key config the enclave still attests; not resent (the enclave may have processed it)',
+          );
+        }
         continue;
       }
       if (reply.status !== 200 || reply.headers.get('content-type') !== 'message/ohttp-res') {

@@ -30,6 +30,13 @@ export interface ClientPolicy {
   readonly reattestAfterMs?: number;
   /** Accept debug-mode documents. Default false. */
   readonly allowDebug?: boolean;
+  /**
+   * Model digests the client insists on: name → SHA-384 (hex) of the plaintext ONNX file, as
+   * `nitro-infer seal` prints it. The attestation proves which models the enclave holds, but the
+   * parent chooses what it loads (an older version of a model, say); a pinned model whose attested
+   * digest differs is refused before anything is sent.
+   */
+  readonly models?: Readonly<Record<string, string>>;
 }
 
 /** A policy with every default applied and the PCRs validated. */
@@ -39,6 +46,8 @@ export interface ResolvedPolicy {
   readonly maxAgeMs: number;
   readonly reattestAfterMs: number;
   readonly allowDebug: boolean;
+  /** Pinned model digests (lower-case hex), by name. */
+  readonly models: ReadonlyMap<string, string>;
 }
 
 export const DEFAULT_MAX_AGE_MS = 5 * 60_000;
@@ -63,7 +72,18 @@ export function resolvePolicy(policy: ClientPolicy): ResolvedPolicy {
     throw new AttestationError('ERR_POLICY_INVALID', 'a policy must pin at least PCR0');
   }
   const maxAgeMs = policy.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+  const models = new Map<string, string>();
+  for (const [name, sha384] of Object.entries(policy.models ?? {})) {
+    if (typeof sha384 !== 'string' || !/^[0-9a-fA-F]{96}$/.test(sha384)) {
+      throw new AttestationError(
+        'ERR_POLICY_INVALID',
+        `policy.models pins ${name} to something that is not a SHA-384 in hex`,
+      );
+    }
+    models.set(name, sha384.toLowerCase());
+  }
   return {
+    models,
     expectedPcrs,
     roots: policy.roots ?? [AWS_NITRO_ROOT_G1_DER],
     maxAgeMs,

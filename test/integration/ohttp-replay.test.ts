@@ -81,8 +81,12 @@ async function relay(body: Uint8Array): Promise<Uint8Array> {
   return response.fields.get('body') as Uint8Array;
 }
 
-/** A relay stand-in for the SDK: what the parent does, over the test's link; records OHTTP bodies. */
-function relayFetch(forwarded: Uint8Array[]): typeof fetch {
+/**
+ * A relay stand-in for the SDK: what the parent does, over the test's link; records OHTTP bodies.
+ * With `forgeRefusal`, it relays each body (the enclave runs it) and then answers a bare 400 — the
+ * one refusal a parent can forge, since it is outside the encryption.
+ */
+function relayFetch(forwarded: Uint8Array[], forgeRefusal = false): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(String(input));
     if (url.pathname === '/v1/attestation') {
@@ -99,7 +103,9 @@ function relayFetch(forwarded: Uint8Array[]): typeof fetch {
     }
     const body = new Uint8Array(init!.body as Uint8Array);
     forwarded.push(body);
-    return new Response(await relay(body), { headers: { 'content-type': 'message/ohttp-res' } });
+    const answer = await relay(body);
+    if (forgeRefusal) return new Response('bad request', { status: 400 });
+    return new Response(answer, { headers: { 'content-type': 'message/ohttp-res' } });
   }) as typeof fetch;
 }
 
@@ -148,6 +154,19 @@ describe('replays over the enclave link', () => {
     );
     // Five different encs, and every request was answered: each carried a Date inside the window.
     expect(new Set(encs).size).toBe(5);
+  });
+
+  it('a forged outer 400 after the enclave ran the request does not make the SDK send it again', async () => {
+    const forwarded: Uint8Array[] = [];
+    const client = createClient({
+      endpoint: 'http://relay.invalid',
+      policy: { pcrs: { 0: enclave.measurements.pcr0 }, roots: [enclave.pki.rootCertificate] },
+      fetch: relayFetch(forwarded, true),
+    });
+    // The key config the SDK sealed to is the one the enclave still attests: the 400 is a lie, and
+    // resending would have the enclave run the same request twice (a fresh enc passes the window).
+    expect(await codeOfAsync(() => client.models())).toBe('ERR_CLIENT_REQUEST_FAILED');
+    expect(forwarded).toHaveLength(1);
   });
 
   it('an SDK whose clock is two minutes ahead gets the typed ERR_OHTTP_DATE_INVALID', async () => {

@@ -14,13 +14,13 @@ import type { ModelIdentity } from '../../../shared/binding.ts';
 import type { V2Tensor } from '../../../shared/inference/v2.ts';
 import { DEFAULT_SYMMETRIC_ALGORITHMS, HPKE_KEM, encodeKeyConfig } from '../../../shared/ohttp/key-config.ts';
 import { SimulatedNitroPki } from '../../../sim/index.ts';
-import { codeOfAsync } from '../../helpers/codes.ts';
+import { codeOf, codeOfAsync } from '../../helpers/codes.ts';
 
 const PCR0 = new Uint8Array(48).fill(0x5a);
 const model = (name: string): ModelIdentity => ({ name, sha384: 'ab'.repeat(48) });
 
 /** A parent whose attestation replies bind `models()` as they are at the time of each request. */
-function fakeParent(models: () => readonly ModelIdentity[]) {
+function fakeParent(models: () => readonly ModelIdentity[], pinned?: Record<string, string>) {
   const pki = SimulatedNitroPki.create();
   const nsm = new SimulatedNsm({
     identity: pki.signingIdentitySource('i-0123456789abcdef0-enc0123456789abcdef'),
@@ -57,7 +57,11 @@ function fakeParent(models: () => readonly ModelIdentity[]) {
   };
   const client = createClient({
     endpoint: 'http://parent.invalid',
-    policy: { pcrs: { 0: PCR0 }, roots: [pki.rootCertificate] },
+    policy: {
+      pcrs: { 0: PCR0 },
+      roots: [pki.rootCertificate],
+      ...(pinned === undefined ? {} : { models: pinned }),
+    },
     fetch: fetch as typeof globalThis.fetch,
   });
   return { client, requests };
@@ -93,6 +97,22 @@ describe('client: infer only for attested models', () => {
     expect(await codeOfAsync(() => client.infer('new', tensor))).toBe('ERR_CLIENT_REQUEST_FAILED');
     expect(attestations(requests)).toHaveLength(2);
     expect(inferRequests(requests)).toHaveLength(1);
+  });
+
+  it('a model pinned by digest but attested with another (an older version loaded by the parent) → refused, nothing sent', async () => {
+    const { client, requests } = fakeParent(() => [model('known')], { known: 'cd'.repeat(48) });
+    expect(await codeOfAsync(() => client.infer('known', tensor))).toBe('ERR_CLIENT_MODEL_NOT_ATTESTED');
+    expect(inferRequests(requests)).toHaveLength(0);
+  });
+
+  it('control: the pinned digest attested (any case) → the request is sent', async () => {
+    const { client, requests } = fakeParent(() => [model('known')], { known: 'AB'.repeat(48) });
+    expect(await codeOfAsync(() => client.infer('known', tensor))).toBe('ERR_CLIENT_REQUEST_FAILED');
+    expect(inferRequests(requests)).toHaveLength(1);
+  });
+
+  it('a pin that is not a SHA-384 is a policy error', () => {
+    expect(codeOf(() => fakeParent(() => [], { known: 'abc' }))).toBe('ERR_POLICY_INVALID');
   });
 
   it('control: metadata of an unlisted model is still asked (the enclave answers 404; no inputs leave)', async () => {
