@@ -178,12 +178,20 @@ export class ClusterExchange {
           'the sealed key is not the one the holder document binds',
         );
       }
+      // The HPKE info binds the request document; without its hash there is nothing to bind.
+      const documentHash = pending.documentHash;
+      if (documentHash === undefined) {
+        throw new ClusterError(
+          'ERR_CLUSTER_BINDING_MISMATCH',
+          'no request document is pending for this answer',
+        );
+      }
       let plaintext: Uint8Array;
       try {
         const recipient = await suite.createRecipientContext({
           recipientKey: pending.privateKey,
           enc: message.enc,
-          info: concat(INFO_LABEL, pending.documentHash ?? new Uint8Array(0)),
+          info: concat(INFO_LABEL, documentHash),
         });
         plaintext = new Uint8Array(await recipient.open(message.ciphertext));
       } catch {

@@ -9,7 +9,15 @@ import { invalidRequest, requiredString } from './fields.ts';
 export function credentialsHandler(credentials: CredentialStore): LinkHandler {
   return async (fields) => {
     const expiration = fields.get('expiration');
-    if (expiration !== undefined && (typeof expiration !== 'number' || !Number.isSafeInteger(expiration))) {
+    // A safe integer can still lie outside what a Date holds (±8.64e15 ms): such a Date is
+    // invalid, and credentials with it would never count as expired.
+    if (
+      expiration !== undefined &&
+      (typeof expiration !== 'number' ||
+        !Number.isSafeInteger(expiration) ||
+        expiration < 0 ||
+        Number.isNaN(new Date(expiration).getTime()))
+    ) {
       throw invalidRequest('credentials.expiration must be epoch milliseconds');
     }
     const sessionToken = fields.get('sessionToken');
