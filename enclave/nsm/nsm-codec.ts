@@ -15,10 +15,11 @@ export const NSM_REQUEST_MAX_BYTES = 0x1000;
 /** The driver's response buffer (`NSM_RESPONSE_MAX_SIZE`). */
 export const NSM_RESPONSE_MAX_BYTES = 0x3000;
 /**
- * Most CBOR items in an NSM response: the largest we read, `{"DescribePCR": {"lock", "data"}}`,
- * has 7; 32 leaves room for chunked strings only.
+ * Most CBOR items in an NSM response. The largest we read is DescribeNSM's: `{"DescribeNSM": {…6
+ * members…}}` is 15 items plus one per locked PCR (up to 32 — found under QEMU's NSM after
+ * LockPCRs, test/vm), so 47; 96 leaves room for chunked strings.
  */
-export const NSM_RESPONSE_MAX_ITEMS = 32;
+export const NSM_RESPONSE_MAX_ITEMS = 96;
 /**
  * Largest decoded-size estimate of an NSM response (`cbor-scan.ts`): two maps (800), six members
  * (6 × 48), short keys and a view (≈ 500) ≈ 1.6 KiB; 32 KiB also covers chunks joined into one

@@ -45,6 +45,15 @@ describe('DescribeNSM', () => {
     });
   });
 
+  it('decodes a response listing all 32 PCRs as locked (LockPCRs 32; the decoder bounds items)', () => {
+    // 0x98 0x20: an array of 32; indices 0-23 are one byte each, 24-31 are 0x18 0x18…0x18 0x1f.
+    const all = Array.from({ length: 32 }, (_, index) =>
+      index < 24 ? index.toString(16).padStart(2, '0') : `18 ${index.toString(16)}`,
+    ).join(' ');
+    const decoded = decodeDescribeNsmResponse(response({ locked: `98 20 ${all}` }));
+    expect(decoded.lockedPcrs).toEqual(Array.from({ length: 32 }, (_, index) => index));
+  });
+
   it.each([
     ['an unknown digest', { digest: text('MD5') }],
     ['a locked index at max_pcrs', { locked: '81 18 20' }],
