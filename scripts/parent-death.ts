@@ -65,7 +65,8 @@ function parentOf(pid: number): number | undefined {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** True while process `pid` exists (EPERM: it exists but belongs to someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

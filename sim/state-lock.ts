@@ -6,6 +6,7 @@
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { isAlive } from '../scripts/parent-death.ts';
 import { CliError } from '../shared/errors.ts';
 
 /** Sockets the stack listens on inside its state directory. */
@@ -50,14 +51,4 @@ export async function acquireStateLock(directory: string): Promise<StateLock> {
     for (const socket of STATE_SOCKETS) await rm(path.join(directory, socket), { force: true });
   }
   throw new CliError('ERR_CLI_USAGE', `cannot take the lock ${file}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else — still alive.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
