@@ -143,8 +143,15 @@ unpack_deb() { # $1 package (with optional /suite), $2 destination
 
 # The newest 6.12 kernel in bookworm-backports, not pinned (backports drops old ones); its version is
 # recorded in the cache (kernel/VERSION) and printed by every run.
+kernel_cached() {
+  [ -f "$CACHE/kernel/VERSION" ] || return 1
+  local m
+  # A module added to KERNEL_MODULES after the cache was made: the piece counts as absent.
+  for m in $KERNEL_MODULES; do [ -f "$CACHE/kernel/modules/$m.ko" ] || return 1; done
+}
+
 kernel() {
-  if [ -f "$CACHE/kernel/VERSION" ]; then log "kernel: cached ($(cat "$CACHE/kernel/VERSION"))"; return; fi
+  if kernel_cached; then log "kernel: cached ($(cat "$CACHE/kernel/VERSION"))"; return; fi
   apt_ready
   local pkg
   pkg="$(apt-cache pkgnames linux-image-6.12. | grep -E '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' | sort -V | tail -n1 || true)"
