@@ -33,7 +33,8 @@ export const PREPARE_COMMAND = 'bash test/vm/prepare.sh';
 
 const VERSIONS = readFileSync(path.join(PROJECT_ROOT, 'test/vm/versions.sh'), 'utf8');
 const setting = (name: string) => new RegExp(`^${name}="?([^"\\n]+)"?$`, 'm').exec(VERSIONS)?.[1] ?? '';
-const NODE_VERSION = setting('NODE_VERSION');
+/** The image's Node version (versions.sh), which the guest runs. */
+export const NODE_VERSION = setting('NODE_VERSION');
 const KERNEL_MODULES = setting('KERNEL_MODULES').split(/\s+/);
 
 /** The cached pieces, or why they cannot be used. */
@@ -54,8 +55,12 @@ export function vmPrerequisites(): VmPrerequisites | { readonly missing: string 
     node: path.join(VM_CACHE, `node-${NODE_VERSION}/bin/node`),
   };
   const stamps = [path.join(VM_CACHE, 'qemu/VERSION'), path.join(VM_CACHE, 'kernel/VERSION')];
+  // A cache made before a module joined KERNEL_MODULES lacks it: prepare.sh then refetches the kernel.
+  const modules = KERNEL_MODULES.map((module) => path.join(VM_CACHE, 'kernel/modules', `${module}.ko`));
   const firmware = [path.join(VM_CACHE, 'qemu-roms/linuxboot_dma.bin'), '/usr/share/seabios/bios-256k.bin'];
-  const absent = [...Object.values(files), ...stamps, ...firmware].filter((file) => !existsSync(file));
+  const absent = [...Object.values(files), ...stamps, ...modules, ...firmware].filter(
+    (file) => !existsSync(file),
+  );
   if (absent.length > 0) return { missing: `${absent.join(', ')} (prepare with: ${PREPARE_COMMAND})` };
   const versions = stamps.map((file) => readFileSync(file, 'utf8').trim());
   return { ...files, versions: `qemu ${versions[0]}, ${versions[1]}` };
@@ -94,9 +99,12 @@ function nativeFiles(directory: string): string[] {
     .map((name) => path.join(directory, name));
 }
 
-function initScript(steps: readonly GuestStep[]): string {
-  const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
-  const lines = [
+/** Single-quoted for the init's shell. */
+export const shellQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+
+/** The init's first lines: busybox applets, the pseudo file systems, the modules, then `cd /app`. */
+export function initPrologue(): string[] {
+  return [
     '#!/bin/busybox sh',
     '/bin/busybox --install -s /bin',
     'mkdir -p /proc /sys /dev /tmp',
@@ -107,6 +115,11 @@ function initScript(steps: readonly GuestStep[]): string {
     `echo "${MARK} modules $loaded"`,
     'cd /app',
   ];
+}
+
+function initScript(steps: readonly GuestStep[]): string {
+  const quote = shellQuote;
+  const lines = initPrologue();
   for (const step of steps) {
     const argv = step.command.map(quote).join(' ');
     // busybox has no setpriv --reuid; su from root needs no password, and /etc/passwd names
@@ -122,12 +135,16 @@ function initScript(steps: readonly GuestStep[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Builds the initramfs for `steps` in `directory`; returns the cpio's path. */
-async function buildInitramfs(
+/**
+ * Builds the initramfs with `init` in `directory`; `files` maps guest paths to host files (copied
+ * read-only). Returns the cpio's path.
+ */
+export async function buildInitramfs(
   prerequisites: VmPrerequisites,
   directory: string,
-  steps: readonly GuestStep[],
+  init: string,
   extraEntries: Record<string, string>,
+  files: Readonly<Record<string, string>> = {},
 ): Promise<string> {
   const root = path.join(directory, 'root');
   await stageImageApp(path.join(root, 'app'), extraEntries);
@@ -150,7 +167,8 @@ async function buildInitramfs(
     'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n',
   );
   await writeFile(path.join(root, 'etc/group'), 'root:x:0:\nnonroot:x:65532:\n');
-  await writeFile(path.join(root, 'init'), initScript(steps), { mode: 0o755 });
+  for (const [target, source] of Object.entries(files)) put(source, target, 0o644);
+  await writeFile(path.join(root, 'init'), init, { mode: 0o755 });
   const cpio = path.join(directory, 'initrd.cpio');
   // newc, every file owned by root; the image's files are root-owned and read-only to 65532 too.
   execFileSync(
@@ -164,9 +182,31 @@ async function buildInitramfs(
 }
 
 /**
- * Boots one guest that runs `steps` in order, then powers off. TCG only: this machine kind's KVM
- * (KVM-PVM) faults on a stock kernel, and CI machines may have none.
+ * QEMU's command line: TCG only (this machine kind's KVM, KVM-PVM, faults on a stock kernel, and
+ * CI machines may have none), q35, the serial console on stdio, `devices` added as given, and
+ * `netdev` (a `-netdev` value) behind a virtio-net NIC when given (no option ROM: `-kernel` boots
+ * without PXE, and the cache holds only the ROMs `-kernel` needs).
  */
+export function qemuArguments(
+  prerequisites: VmPrerequisites,
+  initrd: string,
+  options: { readonly devices: readonly string[]; readonly memoryMib?: number; readonly netdev?: string },
+): string[] {
+  return [
+    ...['-L', path.join(VM_CACHE, 'qemu-roms'), '-L', '/usr/share/seabios'],
+    ...['-accel', 'tcg', '-M', 'q35', '-m', String(options.memoryMib ?? 2048), '-smp', '2'],
+    ...['-display', 'none', '-vga', 'none', '-nodefaults', '-no-reboot'],
+    ...['-serial', 'stdio', '-monitor', 'none'],
+    ...['-kernel', prerequisites.kernel, '-initrd', initrd],
+    ...['-append', 'console=ttyS0 panic=-1 quiet'],
+    ...options.devices.flatMap((device) => ['-device', device]),
+    ...(options.netdev === undefined
+      ? []
+      : ['-netdev', `${options.netdev},id=net0`, '-device', 'virtio-net-pci,netdev=net0,romfile=']),
+  ];
+}
+
+/** Boots one guest that runs `steps` in order, then powers off. */
 export async function bootGuest(options: {
   readonly steps: readonly GuestStep[];
   readonly extraEntries?: Record<string, string>;
@@ -177,26 +217,13 @@ export async function bootGuest(options: {
   if ('missing' in prerequisites) throw new Error(`VM prerequisites missing: ${prerequisites.missing}`);
   const directory = await mkdtemp(path.join(os.tmpdir(), 'nitro-infer-vm-'));
   try {
-    const initrd = await buildInitramfs(prerequisites, directory, options.steps, options.extraEntries ?? {});
-    const args = [
-      ...['-L', path.join(VM_CACHE, 'qemu-roms'), '-L', '/usr/share/seabios'],
-      ...['-accel', 'tcg', '-M', 'q35', '-m', '2048', '-smp', '2'],
-      ...[
-        '-display',
-        'none',
-        '-vga',
-        'none',
-        '-nodefaults',
-        '-no-reboot',
-        '-serial',
-        'stdio',
-        '-monitor',
-        'none',
-      ],
-      ...['-kernel', prerequisites.kernel, '-initrd', initrd],
-      ...['-append', 'console=ttyS0 panic=-1 quiet'],
-      ...(options.devices ?? []).flatMap((device) => ['-device', device]),
-    ];
+    const initrd = await buildInitramfs(
+      prerequisites,
+      directory,
+      initScript(options.steps),
+      options.extraEntries ?? {},
+    );
+    const args = qemuArguments(prerequisites, initrd, { devices: options.devices ?? [] });
     const console = await new Promise<string>((resolve, reject) => {
       const child = spawn(prerequisites.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
