@@ -66,11 +66,14 @@ export async function startInteractiveGuest(options: {
   };
   createInterface({ input: child.stdout! }).on('line', onLine);
   createInterface({ input: child.stderr! }).on('line', onLine);
+  // A write to a guest that has died fails; waitFor reports the death with the console's tail.
+  child.stdin!.on('error', () => {});
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let gone = false;
-  void exited.then(() => {
+  // The initramfs (a few hundred MB) goes with the guest; close() waits for that too.
+  const removed = exited.then(async () => {
     gone = true;
-    void rm(directory, { recursive: true, force: true });
+    await rm(directory, { recursive: true, force: true });
   });
   const tail = () => lines.slice(-60).join('\n');
 
@@ -105,11 +108,13 @@ export async function startInteractiveGuest(options: {
       child.stdin!.write(`${command}\n`);
     },
     async close(timeoutMs = 30_000) {
-      if (gone) return;
-      child.stdin!.write('poweroff\n');
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      await exited;
-      clearTimeout(timer);
+      if (!gone) {
+        child.stdin!.write('poweroff\n');
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      await removed;
     },
   };
 }
