@@ -275,7 +275,7 @@ function applyEnvironment(
 
 /**
  * `NITRO_INFER_*` variables that are not configuration leaves but are read elsewhere: the CLI's
- * endpoint and admin token, the deploy script's config folder, the VM tests' cache, and the
+ * endpoint and admin token, the deploy script's config folder, the VM tests' cache, console file and build jobs, and the
  * worker's test-only crash hook (enclave/inference/worker.ts; inert unless set, and the enclave's
  * environment is part of its measured image).
  */
@@ -284,6 +284,8 @@ export const OTHER_ENVIRONMENT_VARIABLES: readonly string[] = [
   'NITRO_INFER_ADMIN_TOKEN',
   'NITRO_INFER_ETC',
   'NITRO_INFER_VM_CACHE',
+  'NITRO_INFER_VM_CONSOLE',
+  'NITRO_INFER_VM_JOBS',
   'NITRO_INFER_TEST_WORKER_EXIT_ON_MODEL',
 ];
 
