@@ -7,9 +7,8 @@ import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { HttpError } from '../shared/errors.ts';
 import type { AdminTokens } from './admin-tokens.ts';
-import { toHttpError } from './http-errors.ts';
+import { installErrorReplies, rateLimitedError } from './fastify-errors.ts';
 import type { EnclaveLink } from './link/enclave-link.ts';
 import type { ParentMetrics } from './metrics.ts';
 import type { ModelRegistry } from './model-registry.ts';
@@ -73,16 +72,9 @@ export async function buildParentApp(options: ParentAppOptions): Promise<ParentA
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as ParentApp;
 
-  app.setErrorHandler((error, request, reply) => {
-    const mapped = toHttpError(fromFastify(error));
-    if (mapped.status >= 500)
-      request.log.warn({ code: mapped.body.error.code, status: mapped.status }, 'request failed');
-    void reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
-  });
-  app.setNotFoundHandler((_request, reply) => {
-    const mapped = toHttpError(new HttpError('ERR_HTTP_NOT_FOUND', 'no such route'));
-    void reply.code(mapped.status).send(mapped.body);
-  });
+  installErrorReplies(app as unknown as FastifyInstance, (code, status, log) =>
+    log.warn({ code, status }, 'request failed'),
+  );
 
   // Request counts and latency by route pattern — bounded labels, no URLs, no bodies.
   app.addHook('onResponse', async (request, reply) => {
@@ -99,14 +91,7 @@ export async function buildParentApp(options: ParentAppOptions): Promise<ParentA
     timeWindow: options.limits.rateLimit.windowMs,
     // Health checks from the load balancer must not eat a client's budget or be throttled.
     allowList: (request) => request.url.startsWith('/v2/health/'),
-    errorResponseBuilder: (_request, context) => {
-      const error = new HttpError(
-        'ERR_HTTP_RATE_LIMITED',
-        `rate limit: ${context.max} requests per ${context.after}`,
-      );
-      (error as unknown as { statusCode: number }).statusCode = 429;
-      return error;
-    },
+    errorResponseBuilder: rateLimitedError,
   });
 
   await app.register(healthRoutes, { link: options.link, models: options.models });
@@ -136,27 +121,4 @@ export async function buildParentApp(options: ParentAppOptions): Promise<ParentA
     return options.metrics.registry.metrics();
   });
   return app;
-}
-
-/** Fastify's own errors (validation, body size, content type) become ours. */
-function fromFastify(error: unknown): unknown {
-  const code = (error as { code?: string }).code;
-  if (typeof code === 'string' && code.startsWith('ERR_') && !code.startsWith('FST_')) return error;
-  const status = (error as { statusCode?: number }).statusCode;
-  if ((error as { validation?: unknown }).validation !== undefined) {
-    return new HttpError('ERR_HTTP_BAD_REQUEST', (error as Error).message.slice(0, 300));
-  }
-  switch (code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new HttpError('ERR_HTTP_BODY_TOO_LARGE', 'the request body is too large');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new HttpError('ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'unsupported content type');
-    default:
-      if (status === 400 || code?.startsWith('FST_ERR_CTP') === true)
-        return new HttpError('ERR_HTTP_BAD_REQUEST', 'malformed request');
-      if (status === 413) return new HttpError('ERR_HTTP_BODY_TOO_LARGE', 'the request body is too large');
-      if (status === 415) return new HttpError('ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'unsupported content type');
-      return error;
-  }
 }

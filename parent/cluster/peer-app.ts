@@ -13,8 +13,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { HttpError } from '../../shared/errors.ts';
-import { toHttpError } from '../http-errors.ts';
+import { installErrorReplies, rateLimitedError } from '../fastify-errors.ts';
 import type { EnclaveLink } from '../link/enclave-link.ts';
 import { ERROR_REPLIES } from '../routes/schemas.ts';
 import {
@@ -49,33 +48,11 @@ export async function buildPeerApp(options: PeerAppOptions): Promise<PeerApp> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setErrorHandler((error, _request, reply) => {
-    const code = (error as { code?: string }).code;
-    const mapped = toHttpError(
-      (error as { validation?: unknown }).validation !== undefined || code?.startsWith('FST_ERR_CTP') === true
-        ? new HttpError(
-            code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'ERR_HTTP_BODY_TOO_LARGE' : 'ERR_HTTP_BAD_REQUEST',
-            'malformed request',
-          )
-        : error,
-    );
-    void reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
-  });
-  app.setNotFoundHandler((_request, reply) => {
-    const mapped = toHttpError(new HttpError('ERR_HTTP_NOT_FOUND', 'no such route'));
-    void reply.code(mapped.status).send(mapped.body);
-  });
+  installErrorReplies(app as unknown as FastifyInstance);
   await app.register(rateLimit, {
     max: PEER_RATE_LIMIT_PER_MINUTE,
     timeWindow: 60_000,
-    errorResponseBuilder: (_request, context) => {
-      const error = new HttpError(
-        'ERR_HTTP_RATE_LIMITED',
-        `rate limit: ${context.max} requests per ${context.after}`,
-      );
-      (error as unknown as { statusCode: number }).statusCode = 429;
-      return error;
-    },
+    errorResponseBuilder: rateLimitedError,
   });
 
   const link = options.link;
