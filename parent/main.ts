@@ -226,7 +226,7 @@ function listenFailure(error: unknown, host: string, port: number): Error {
   if (code === 'EADDRINUSE') {
     return new ConfigError(
       'ERR_CONFIG_INVALID',
-      `${host}:${port} is already in use; pick another port (http.port or NITRO_INFER_HTTP_PORT; for the local stack, --port N)`,
+      `${host}:${port} is already in use; pick another port (http.port / NITRO_INFER_HTTP_PORT, or cluster.listen for the peer listener; for the local stack, --port N)`,
     );
   }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
