@@ -3,11 +3,17 @@
 #   1. sizes the Nitro Enclaves allocator: memory ≥ 4 × the EIF size (the EIF is unpacked into
 #      enclave memory and onnxruntime needs room for models), CPUs as given;
 #   2. restarts the allocator so the reservation takes effect;
-#   3. nitro-cli run-enclave with a fixed CID, so the parent's config can name vsock:<cid>:5000.
+#   3. nitro-cli run-enclave with a fixed CID and name, so the parent's config can name vsock:<cid>:5000.
+# With --supervise it stays in the foreground (the nitro-infer-enclave systemd unit runs it so):
+# nitro-cli returns once the enclave is launched, so this script watches `nitro-cli describe-enclaves`
+# every --poll-seconds and starts the enclave again when it is gone, waiting --backoff-seconds,
+# doubled after each quick death up to --max-backoff-seconds (reset once it ran 10 minutes). The
+# parent reconnects by itself and reloads the models it had loaded. SIGTERM terminates the enclave.
 # Debug mode exposes the enclave's console and zeroes its PCRs in attestations: KMS will (correctly)
 # refuse to release any key to it. It is allowed only with --debug-mode, and said loudly.
 #
 # Usage: run-enclave.sh [--eif build/enclave.eif] [--cpus 2] [--memory-mib N] [--cid 16] [--debug-mode]
+#          [--supervise [--poll-seconds 5] [--backoff-seconds 5] [--max-backoff-seconds 300]]
 set -euo pipefail
 
 EIF=build/enclave.eif
@@ -15,6 +21,11 @@ CPUS=2
 MEMORY_MIB=""
 CID=16
 DEBUG=0
+SUPERVISE=0
+POLL=5
+BACKOFF=5
+MAX_BACKOFF=300
+NAME=nitro-infer
 MIN_MEMORY_MIB=2048
 ETC="${NITRO_ENCLAVES_ETC:-/etc/nitro_enclaves}"
 
@@ -25,7 +36,11 @@ while [ $# -gt 0 ]; do
     --memory-mib) MEMORY_MIB="$2"; shift 2 ;;
     --cid) CID="$2"; shift 2 ;;
     --debug-mode) DEBUG=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --supervise) SUPERVISE=1; shift ;;
+    --poll-seconds) POLL="$2"; shift 2 ;;
+    --backoff-seconds) BACKOFF="$2"; shift 2 ;;
+    --max-backoff-seconds) MAX_BACKOFF="$2"; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +49,9 @@ for tool in nitro-cli systemctl; do
   command -v "$tool" >/dev/null || { echo "error: $tool not found; install aws-nitro-enclaves-cli (docs/deploy.md)" >&2; exit 2; }
 done
 [ -f "$EIF" ] || { echo "error: $EIF not found; run scripts/build-eif first" >&2; exit 2; }
-case "$CPUS$CID" in *[!0-9]*) echo "error: --cpus and --cid take numbers" >&2; exit 2 ;; esac
+for value in "$CPUS" "$CID" "$POLL" "$BACKOFF" "$MAX_BACKOFF" ${MEMORY_MIB:+"$MEMORY_MIB"}; do
+  case "$value" in ''|*[!0-9]*) echo "error: --cpus, --cid, --memory-mib and the --*-seconds options take whole numbers" >&2; exit 2 ;; esac
+done
 [ "$CID" -ge 4 ] || { echo "error: CIDs 0-3 are reserved; use 4 or more" >&2; exit 2; }
 
 EIF_MIB=$(( ($(stat -c %s "$EIF") + 1048575) / 1048576 ))
@@ -54,7 +71,7 @@ cpu_count: $CPUS
 YAML
 systemctl restart nitro-enclaves-allocator.service
 
-ARGS=(run-enclave --eif-path "$EIF" --cpu-count "$CPUS" --memory "$MEMORY_MIB" --enclave-cid "$CID")
+ARGS=(run-enclave --eif-path "$EIF" --cpu-count "$CPUS" --memory "$MEMORY_MIB" --enclave-cid "$CID" --enclave-name "$NAME")
 if [ "$DEBUG" = 1 ]; then
   cat >&2 <<'WARN'
 ##########################################################################################
@@ -65,5 +82,37 @@ if [ "$DEBUG" = 1 ]; then
 WARN
   ARGS+=(--debug-mode)
 fi
-nitro-cli "${ARGS[@]}"
-echo "enclave started: CID $CID, $CPUS CPUs, $MEMORY_MIB MiB; the parent connects to vsock:$CID:5000"
+if [ "$SUPERVISE" = 0 ]; then
+  nitro-cli "${ARGS[@]}"
+  echo "enclave started: CID $CID, $CPUS CPUs, $MEMORY_MIB MiB; the parent connects to vsock:$CID:5000"
+  exit 0
+fi
+
+# True while an enclave with our CID is running (describe-enclaves prints a JSON array).
+running() {
+  nitro-cli describe-enclaves 2>/dev/null | tr -d ' \n\t' | grep -q "\"EnclaveCID\":$CID,.*\"State\":\"RUNNING\"\|\"State\":\"RUNNING\".*\"EnclaveCID\":$CID[,}]"
+}
+stop() {
+  echo "stopping: terminating enclave $NAME"
+  nitro-cli terminate-enclave --enclave-name "$NAME" >/dev/null 2>&1 || true
+  exit 0
+}
+trap stop TERM INT
+# One left from a previous run of this unit would hold the CID: start from none.
+if running; then nitro-cli terminate-enclave --enclave-name "$NAME" >/dev/null 2>&1 || true; fi
+delay=$BACKOFF
+while true; do
+  started=$SECONDS
+  if nitro-cli "${ARGS[@]}" >/dev/null; then
+    echo "enclave started: CID $CID, $CPUS CPUs, $MEMORY_MIB MiB; the parent connects to vsock:$CID:5000"
+    # `sleep & wait` so SIGTERM is handled at once rather than after the sleep.
+    while running; do sleep "$POLL" & wait $!; done
+    echo "enclave exited after $((SECONDS - started)) s" >&2
+  else
+    echo "nitro-cli run-enclave failed (status $?)" >&2
+  fi
+  if [ $((SECONDS - started)) -ge 600 ]; then delay=$BACKOFF; fi
+  echo "restarting the enclave in $delay s" >&2
+  sleep "$delay" & wait $!
+  delay=$((delay * 2)); [ "$delay" -le "$MAX_BACKOFF" ] || delay=$MAX_BACKOFF
+done

@@ -4,7 +4,7 @@
  * nitro-cli's real output shape; the tests check the commands, the files written, and the
  * failures: missing tools, a build whose PCRs differ between two runs, debug mode's warning.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -127,7 +127,9 @@ describe('deploy scripts', () => {
     expect(allocator).toContain('memory_mib: 2804'); // 701 MiB × 4
     expect(allocator).toContain('cpu_count: 4');
     const nitro = (await readFile(path.join(directory, 'nitro-cli.log'), 'utf8')).trim().split('\n').at(-1);
-    expect(nitro).toBe(`run-enclave --eif-path ${eif} --cpu-count 4 --memory 2804 --enclave-cid 20`);
+    expect(nitro).toBe(
+      `run-enclave --eif-path ${eif} --cpu-count 4 --memory 2804 --enclave-cid 20 --enclave-name nitro-infer`,
+    );
     expect(await readFile(path.join(directory, 'systemctl.log'), 'utf8')).toContain(
       'restart nitro-enclaves-allocator.service',
     );
@@ -154,6 +156,56 @@ describe('deploy scripts', () => {
     ).toContain('--debug-mode');
   });
 
+  it('--supervise starts a dead enclave again, says so, backs off, and terminates it on SIGTERM', async () => {
+    // describe-enclaves reads a state file: run-enclave writes it, the test deletes it (the enclave died).
+    const state = path.join(directory, 'enclave.state');
+    await standIn(
+      'nitro-cli',
+      `case "$1" in
+  run-enclave) echo '[{"EnclaveName": "nitro-infer", "EnclaveCID": 16, "State": "RUNNING"}]' > "${state}" ;;
+  describe-enclaves) cat "${state}" 2>/dev/null || echo '[]' ;;
+  terminate-enclave) rm -f "${state}" ;;
+esac`,
+    );
+    await rm(path.join(directory, 'nitro-cli.log'), { force: true });
+    const eif = path.join(directory, 'small.eif');
+    await writeFile(eif, Buffer.alloc(1024));
+    const script = path.join(PROJECT_ROOT, 'scripts/deploy/run-enclave.sh');
+    const child = spawn(
+      'bash',
+      [script, '--eif', eif, '--supervise', '--poll-seconds', '1', '--backoff-seconds', '1'],
+      { env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const runs = async () =>
+      (
+        (await readFile(path.join(directory, 'nitro-cli.log'), 'utf8').catch(() => '')).match(
+          /^run-enclave /gm,
+        ) ?? []
+      ).length;
+    const until = async (check: () => Promise<boolean>) => {
+      for (let i = 0; i < 150 && !(await check()); i += 1) await new Promise((r) => setTimeout(r, 100));
+    };
+    await until(async () => (await runs()) === 1);
+    expect(await runs()).toBe(1);
+    await rm(state); // the enclave dies
+    await until(async () => (await runs()) === 2);
+    expect(await runs()).toBe(2);
+    expect(output).toMatch(/enclave exited after \d+ s/);
+    expect(output).toContain('restarting the enclave in 1 s');
+    await rm(state); // dies again at once: the wait doubles
+    await until(async () => (await runs()) === 3);
+    expect(output).toContain('restarting the enclave in 2 s');
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(await readFile(path.join(directory, 'nitro-cli.log'), 'utf8')).toMatch(
+      /terminate-enclave --enclave-name nitro-infer\n$/,
+    );
+  });
+
   it('install-parent writes the KMS-only allow-list, the units and a production config', async () => {
     await run(
       'bash',
@@ -173,7 +225,105 @@ describe('deploy scripts', () => {
     // The config it writes is one `nitro-infer parent` accepts.
     expect(resolveConfig(ParentConfigSchema, parseYaml(config), {}).enclave.address).toBe('vsock:16:5000');
     expect(await readFile(path.join(directory, 'systemctl.log'), 'utf8')).toContain(
-      'enable --now nitro-infer-kms-proxy.service nitro-infer-parent.service',
+      'enable --now nitro-infer-kms-proxy.service nitro-infer-enclave.service nitro-infer-parent.service',
     );
+    // The enclave is supervised: restarted by run-enclave.sh, and the supervisor by systemd.
+    const enclave = await readFile(path.join(directory, 'units', 'nitro-infer-enclave.service'), 'utf8');
+    expect(enclave).toContain(
+      'run-enclave.sh --eif /opt/nitro-infer/build/enclave.eif --cpus 2 --cid 16 --supervise',
+    );
+    expect(enclave).toContain('Restart=always');
+    expect(parent).toContain('Wants=network-online.target nitro-infer-enclave.service');
+  });
+
+  it('install-parent with a cluster group and a models list: the cluster listener and the models unit', async () => {
+    await rm(path.join(directory, 'etc-ni'), { recursive: true, force: true });
+    await run(
+      'bash',
+      [
+        path.join(PROJECT_ROOT, 'scripts/deploy/install-parent.sh'),
+        '--region',
+        'eu-central-1',
+        '--tokens-secret',
+        'NitroInfer-tokens',
+        '--cluster-group',
+        'NitroInfer-instances',
+        '--models-list',
+        's3://bucket/release/models.txt',
+        '--no-start',
+      ],
+      { env: env() },
+    );
+    const config = resolveConfig(
+      ParentConfigSchema,
+      parseYaml(await readFile(path.join(directory, 'etc-ni', 'parent.yaml'), 'utf8')),
+      {},
+    );
+    expect(config.admin.tokensSecretId).toBe('NitroInfer-tokens');
+    expect(config.cluster?.autoScalingGroup).toBe('NitroInfer-instances');
+    const models = await readFile(path.join(directory, 'units', 'nitro-infer-models.service'), 'utf8');
+    expect(models).toContain(
+      'load-models.sh --list s3://bucket/release/models.txt --token-secret NitroInfer-tokens',
+    );
+    expect(models).toContain('BindsTo=nitro-infer-parent.service');
+    expect(models).toContain('WantedBy=nitro-infer-parent.service');
+    const bad = await run(
+      'bash',
+      [
+        path.join(PROJECT_ROOT, 'scripts/deploy/install-parent.sh'),
+        '--region',
+        'eu-central-1',
+        '--cluster-group',
+        'a b',
+      ],
+      {
+        env: env(),
+      },
+    ).catch((error: { code: number }) => error);
+    expect((bad as { code: number }).code).toBe(2);
+  });
+
+  it('load-models loads each listed model into the local parent, retrying while it answers 503', async () => {
+    const list = path.join(directory, 'models.txt');
+    await writeFile(
+      list,
+      '# pinned versions\nresnet s3://b/models/resnet.sealed?versionId=v1\n\nbert s3://b/m/bert.sealed?versionId=v7\n',
+    );
+    const token = path.join(directory, 'token');
+    await writeFile(token, 'tok');
+    // A stand-in install: its bin/nitro-infer.js fails once (the link not yet up), then succeeds.
+    const install = path.join(directory, 'install');
+    await run('mkdir', ['-p', path.join(install, 'bin')]);
+    await writeFile(
+      path.join(install, 'bin', 'nitro-infer.js'),
+      `const fs = require('node:fs');
+const log = ${JSON.stringify(path.join(directory, 'loads.log'))};
+const tries = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\\n').length : 0;
+fs.appendFileSync(log, process.argv.slice(2).join(' ') + '\\n');
+if (tries === 0) { console.error('503 ERR_LINK_UNAVAILABLE'); process.exit(1); }`,
+    );
+    await writeFile(path.join(install, 'package.json'), '{"type": "commonjs"}');
+    const { stdout } = await run(
+      'bash',
+      [
+        path.join(PROJECT_ROOT, 'scripts/deploy/load-models.sh'),
+        '--list',
+        list,
+        '--token-file',
+        token,
+        '--install-dir',
+        install,
+        '--retry-seconds',
+        '0',
+      ],
+      { env: env() },
+    );
+    expect(stdout).toContain('loaded 2 model(s)');
+    const loads = (await readFile(path.join(directory, 'loads.log'), 'utf8')).trim().split('\n');
+    expect(loads).toEqual([
+      `models load resnet s3://b/models/resnet.sealed?versionId=v1 --endpoint http://127.0.0.1:8080 --token-file ${token}`,
+      `models load resnet s3://b/models/resnet.sealed?versionId=v1 --endpoint http://127.0.0.1:8080 --token-file ${token}`,
+      `models load bert s3://b/m/bert.sealed?versionId=v7 --endpoint http://127.0.0.1:8080 --token-file ${token}`,
+    ]);
   });
 });
