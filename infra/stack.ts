@@ -24,6 +24,11 @@ import { KEY_ADMIN_ACTIONS, attestationCondition } from '../shared/key-policy.ts
 export interface NitroInferStackProps extends StackProps {
   /** The build's PCRs (hex), from build/pcrs.json: 0, 1, 2 and 8 when the EIF is signed. */
   readonly pcrs: ReadonlyMap<number, string>;
+  /**
+   * The running build's PCRs during a rolling upgrade: the key also releases to them until the
+   * upgrade is done and the stack is deployed again without them (docs/deploy.md "Rolling upgrade").
+   */
+  readonly previousPcrs?: ReadonlyMap<number, string>;
   /** Who administers the attestation key. Include the role that deploys this stack (KMS lockout check). */
   readonly keyAdminArns: readonly string[];
   /** The operator role that seals models. */
@@ -48,6 +53,48 @@ export const PARENT_PORT = 8080;
 export const CLUSTER_PORT = 8444;
 /** The enclave's fixed CID on every instance. */
 export const ENCLAVE_CID = 16;
+
+/** What an instance's boot script needs. */
+export interface BootOptions {
+  readonly bucket: string;
+  readonly releasePrefix: string;
+  readonly region: string;
+  readonly enclaveCpus: number;
+  readonly tokensSecret: string;
+  readonly groupName: string;
+  /** Where the release is unpacked; tests point it at a temporary folder. */
+  readonly installDir?: string;
+  /** Seconds between looks for the release (15; tests wait less). */
+  readonly retrySeconds?: number;
+}
+
+/** How long a booting instance waits for the release in the bucket: 480 × 15 s = 2 h. */
+export const RELEASE_WAIT_ATTEMPTS = 480;
+
+/**
+ * The instance user data as shell lines (exported so a test runs them with stand-ins). The release
+ * may be uploaded after the stack created the bucket and the group: an instance waits for it rather
+ * than failing its boot (the ALB's health check keeps it out of service meanwhile). The models list
+ * (`models.txt` beside the release) is read again at every start of the parent.
+ */
+export function bootCommands(options: BootOptions): string[] {
+  const dir = options.installDir ?? '/opt/nitro-infer';
+  const release = `s3://${options.bucket}/${options.releasePrefix}`;
+  const fetch = (name: string, target: string) =>
+    `for i in $(seq 1 ${RELEASE_WAIT_ATTEMPTS}); do aws s3 cp --only-show-errors ${release}${name} ${target} && break; ` +
+    `[ "$i" = ${RELEASE_WAIT_ATTEMPTS} ] && exit 1; echo "waiting for ${release}${name}"; sleep ${options.retrySeconds ?? 15}; done`;
+  return [
+    'set -euo pipefail',
+    'dnf install -y aws-nitro-enclaves-cli aws-nitro-enclaves-cli-devel nodejs20',
+    'systemctl enable --now nitro-enclaves-allocator.service',
+    fetch('nitro-infer.tgz', `${dir}.tgz`),
+    `mkdir -p ${dir} && tar -xzf ${dir}.tgz -C ${dir} && rm ${dir}.tgz`,
+    fetch('enclave.eif', `${dir}/build/enclave.eif`),
+    `${dir}/scripts/deploy/install-parent.sh --region ${options.region} --install-dir ${dir} ` +
+      `--enclave-cid ${ENCLAVE_CID} --enclave-cpus ${options.enclaveCpus} --tokens-secret ${options.tokensSecret} ` +
+      `--cluster-group ${options.groupName} --cluster-port ${CLUSTER_PORT} --models-list ${release}models.txt`,
+  ];
+}
 
 export class NitroInferStack extends Stack {
   constructor(scope: Construct, id: string, props: NitroInferStackProps) {
@@ -176,6 +223,19 @@ export class NitroInferStack extends Stack {
         conditions: { StringEqualsIgnoreCase: pcrs },
       }),
     );
+    if (props.previousPcrs !== undefined) {
+      // A statement of its own, not a second value per condition key: values of one key are ORed
+      // and keys ANDed, so [old, new] per PCR would also admit an old PCR0 with a new PCR1.
+      attestationKey.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'EnclaveDecryptWithAttestationPreviousBuild',
+          principals: [new iam.ArnPrincipal(role.roleArn)],
+          actions: ['kms:Decrypt'],
+          resources: ['*'],
+          conditions: { StringEqualsIgnoreCase: attestationCondition(props.previousPcrs) },
+        }),
+      );
+    }
     if (props.sealerRoleArn !== undefined) {
       attestationKey.addToResourcePolicy(
         new iam.PolicyStatement({
@@ -194,18 +254,14 @@ export class NitroInferStack extends Stack {
 
     const userData = ec2.UserData.forLinux();
     userData.addCommands(
-      'set -euo pipefail',
-      'dnf install -y aws-nitro-enclaves-cli aws-nitro-enclaves-cli-devel nodejs20',
-      'systemctl enable --now nitro-enclaves-allocator.service',
-      `aws s3 cp s3://${artifacts.bucketName}/${releasePrefix}nitro-infer.tgz /tmp/nitro-infer.tgz`,
-      'mkdir -p /opt/nitro-infer && tar -xzf /tmp/nitro-infer.tgz -C /opt/nitro-infer',
-      `aws s3 cp s3://${artifacts.bucketName}/${releasePrefix}enclave.eif /opt/nitro-infer/build/enclave.eif`,
-      'cd /opt/nitro-infer',
-      `scripts/deploy/run-enclave.sh --eif build/enclave.eif --cpus ${props.enclaveCpus ?? 2} --cid ${ENCLAVE_CID}`,
-      `scripts/deploy/install-parent.sh --region ${this.region} --enclave-cid ${ENCLAVE_CID} --no-start`,
-      `sed -i 's#tokensSecretId: .*}#tokensSecretId: ${adminTokens.secretName}}#' /etc/nitro-infer/parent.yaml`,
-      `echo 'cluster: {listen: {host: 0.0.0.0, port: ${CLUSTER_PORT}}, autoScalingGroup: ${groupName}}' >> /etc/nitro-infer/parent.yaml`,
-      'systemctl enable --now nitro-infer-kms-proxy.service nitro-infer-parent.service',
+      ...bootCommands({
+        bucket: artifacts.bucketName,
+        releasePrefix,
+        region: this.region,
+        enclaveCpus: props.enclaveCpus ?? 2,
+        tokensSecret: adminTokens.secretName,
+        groupName,
+      }),
     );
     const launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
       instanceType: new ec2.InstanceType(props.instanceType ?? 'm6i.xlarge'),
@@ -327,6 +383,7 @@ export class NitroInferStack extends Stack {
     new CfnOutput(this, 'ArtifactsBucket', { value: artifacts.bucketName });
     new CfnOutput(this, 'AttestationKeyArn', { value: attestationKey.keyArn });
     new CfnOutput(this, 'AdminTokensSecret', { value: adminTokens.secretName });
+    new CfnOutput(this, 'AutoScalingGroup', { value: groupName });
   }
 
   /** Network ACLs: a second, stateless layer that admits only what the path needs. */

@@ -236,11 +236,15 @@ describe('infrastructure', () => {
     );
     for (const step of [
       'aws-nitro-enclaves-cli',
-      'run-enclave.sh',
-      `--cid ${ENCLAVE_CID}`,
+      // The release is waited for (it may be uploaded after the stack), then unpacked where the units expect it.
+      'waiting for s3://',
+      'tar -xzf /opt/nitro-infer.tgz -C /opt/nitro-infer',
+      '/release/enclave.eif /opt/nitro-infer/build/enclave.eif',
+      // install-parent.sh installs the supervised enclave, the parent and the models units.
       'install-parent.sh',
-      'nitro-infer-parent.service',
-      `port: ${CLUSTER_PORT}}, autoScalingGroup: `,
+      `--enclave-cid ${ENCLAVE_CID}`,
+      `--cluster-group Test-instances --cluster-port ${CLUSTER_PORT}`,
+      '/release/models.txt',
     ]) {
       expect(userData).toContain(step);
     }
@@ -255,4 +259,40 @@ describe('infrastructure', () => {
     });
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS' });
   });
+
+  it('during an upgrade the previous build gets its own Decrypt statement, never mixed PCRs', () => {
+    const app = new App();
+    const upgrading = Template.fromStack(
+      new NitroInferStack(app, 'Upgrading', {
+        pcrs: new Map([
+          [0, PCR0],
+          [1, PCR1],
+          [2, PCR2],
+        ]),
+        previousPcrs: new Map([
+          [0, 'd'.repeat(96)],
+          [1, 'e'.repeat(96)],
+          [2, PCR2],
+        ]),
+        keyAdminArns: ['arn:aws:iam::111122223333:role/deployer'],
+        certificateArn: 'arn:aws:acm:eu-west-1:111122223333:certificate/abc',
+        env: { account: '111122223333', region: 'eu-west-1' },
+      }),
+    );
+    const key = Object.values(upgrading.findResources('AWS::KMS::Key')).find((resource) =>
+      JSON.stringify(resource).includes('EnclaveDecryptWithAttestation'),
+    ) as { Properties: { KeyPolicy: { Statement: { Sid: string; Condition?: unknown }[] } } };
+    const statements = key.Properties.KeyPolicy.Statement;
+    const current = statements.find((statement) => statement.Sid === 'EnclaveDecryptWithAttestation');
+    const previous = statements.find(
+      (statement) => statement.Sid === 'EnclaveDecryptWithAttestationPreviousBuild',
+    );
+    // Values of one condition key are ORed: [old, new] per PCR would admit an old PCR0 with a new PCR1.
+    expect(JSON.stringify(current?.Condition)).toContain(PCR0);
+    expect(JSON.stringify(current?.Condition)).not.toContain('d'.repeat(96));
+    expect(JSON.stringify(previous?.Condition)).toContain('d'.repeat(96));
+    expect(JSON.stringify(previous?.Condition)).toContain('e'.repeat(96));
+    expect(JSON.stringify(previous?.Condition)).not.toContain(PCR0);
+    expect(JSON.stringify(previous?.Condition)).not.toContain(PCR1);
+  }, 60_000);
 });
