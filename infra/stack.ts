@@ -313,6 +313,16 @@ export class NitroInferStack extends Stack {
       healthCheck: { path: '/v2/health/ready', healthyHttpCodes: '200', interval: Duration.seconds(15) },
       deregistrationDelay: Duration.seconds(30),
     });
+    // /metrics is for the operator, not the internet: the ALB answers 404 for it (scrape it on the
+    // instance or through an SSM port forward; docs/deploy.md "What to watch").
+    listener.addAction('NoPublicMetrics', {
+      priority: 1,
+      conditions: [elbv2.ListenerCondition.pathPatterns(['/metrics', '/metrics/*'])],
+      action: elbv2.ListenerAction.fixedResponse(404, {
+        contentType: 'text/plain',
+        messageBody: 'not found',
+      }),
+    });
     const webAcl = new wafv2.CfnWebACL(this, 'WebAcl', {
       scope: 'REGIONAL',
       defaultAction: { allow: {} },

@@ -260,6 +260,19 @@ describe('infrastructure', () => {
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS' });
   });
 
+  it('the ALB does not forward /metrics: operational counts stay off the internet', () => {
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::ListenerRule', {
+      Priority: 1,
+      Conditions: [{ Field: 'path-pattern', PathPatternConfig: { Values: ['/metrics', '/metrics/*'] } }],
+      Actions: [
+        Match.objectLike({
+          Type: 'fixed-response',
+          FixedResponseConfig: Match.objectLike({ StatusCode: '404' }),
+        }),
+      ],
+    });
+  });
+
   it('during an upgrade the previous build gets its own Decrypt statement, never mixed PCRs', () => {
     const app = new App();
     const upgrading = Template.fromStack(
