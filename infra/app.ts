@@ -46,7 +46,7 @@ function readPcrs(flag: string, file: string): ReadonlyMap<number, string> {
 function count(name: string): number | undefined {
   const raw = context(name);
   if (raw === undefined) return undefined;
-  if (!/^\d{1,4}$/.test(raw)) fail(`-c ${name}=${raw}: expected a whole number`);
+  if (!/^\d{1,6}$/.test(raw)) fail(`-c ${name}=${raw}: expected a whole number`);
   return Number(raw);
 }
 
@@ -67,6 +67,7 @@ const instanceType = context('instanceType');
 const minInstances = count('minInstances');
 const maxInstances = count('maxInstances');
 const enclaveCpus = count('enclaveCpus');
+const enclaveMemoryMib = count('enclaveMemoryMib');
 
 new NitroInferStack(app, context('stackName') ?? 'NitroInfer', {
   pcrs,
@@ -79,6 +80,7 @@ new NitroInferStack(app, context('stackName') ?? 'NitroInfer', {
   ...(minInstances === undefined ? {} : { minInstances }),
   ...(maxInstances === undefined ? {} : { maxInstances }),
   ...(enclaveCpus === undefined ? {} : { enclaveCpus }),
+  ...(enclaveMemoryMib === undefined ? {} : { enclaveMemoryMib }),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 app.synth();

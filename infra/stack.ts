@@ -40,8 +40,10 @@ export interface NitroInferStackProps extends StackProps {
   readonly instanceType?: string;
   readonly minInstances?: number;
   readonly maxInstances?: number;
-  /** CPUs and MiB given to each enclave. */
+  /** CPUs given to each enclave (2: one physical core on Intel instance types). */
   readonly enclaveCpus?: number;
+  /** MiB given to each enclave; default run-enclave.sh's: 4 × the EIF, at least 2048. Models need room. */
+  readonly enclaveMemoryMib?: number;
 }
 
 /** The parent's HTTP port behind the ALB. */
@@ -60,6 +62,7 @@ export interface BootOptions {
   readonly releasePrefix: string;
   readonly region: string;
   readonly enclaveCpus: number;
+  readonly enclaveMemoryMib?: number;
   readonly tokensSecret: string;
   readonly groupName: string;
   /** Where the release is unpacked; tests point it at a temporary folder. */
@@ -91,7 +94,9 @@ export function bootCommands(options: BootOptions): string[] {
     `mkdir -p ${dir} && tar -xzf ${dir}.tgz -C ${dir} && rm ${dir}.tgz`,
     fetch('enclave.eif', `${dir}/build/enclave.eif`),
     `${dir}/scripts/deploy/install-parent.sh --region ${options.region} --install-dir ${dir} ` +
-      `--enclave-cid ${ENCLAVE_CID} --enclave-cpus ${options.enclaveCpus} --tokens-secret ${options.tokensSecret} ` +
+      `--enclave-cid ${ENCLAVE_CID} --enclave-cpus ${options.enclaveCpus} ` +
+      (options.enclaveMemoryMib === undefined ? '' : `--enclave-memory-mib ${options.enclaveMemoryMib} `) +
+      `--tokens-secret ${options.tokensSecret} ` +
       `--cluster-group ${options.groupName} --cluster-port ${CLUSTER_PORT} --models-list ${release}models.txt`,
   ];
 }
@@ -259,6 +264,7 @@ export class NitroInferStack extends Stack {
         releasePrefix,
         region: this.region,
         enclaveCpus: props.enclaveCpus ?? 2,
+        ...(props.enclaveMemoryMib === undefined ? {} : { enclaveMemoryMib: props.enclaveMemoryMib }),
         tokensSecret: adminTokens.secretName,
         groupName,
       }),
