@@ -139,6 +139,7 @@ UNIT
 fi
 systemctl daemon-reload
 if [ "$START" = 1 ]; then
-  systemctl enable --now "${UNITS_TO_START[@]}"
+  # --no-block: the models unit is a oneshot that waits for the enclave link; the boot need not.
+  systemctl enable --now --no-block "${UNITS_TO_START[@]}"
 fi
 echo "installed: vsock-proxy → $KMS_HOST:443 on port 8000; enclave $EIF on CID $CID; parent → vsock:$CID:5000"

@@ -225,7 +225,7 @@ esac`,
     // The config it writes is one `nitro-infer parent` accepts.
     expect(resolveConfig(ParentConfigSchema, parseYaml(config), {}).enclave.address).toBe('vsock:16:5000');
     expect(await readFile(path.join(directory, 'systemctl.log'), 'utf8')).toContain(
-      'enable --now nitro-infer-kms-proxy.service nitro-infer-enclave.service nitro-infer-parent.service',
+      'enable --now --no-block nitro-infer-kms-proxy.service nitro-infer-enclave.service nitro-infer-parent.service',
     );
     // The enclave is supervised: restarted by run-enclave.sh, and the supervisor by systemd.
     const enclave = await readFile(path.join(directory, 'units', 'nitro-infer-enclave.service'), 'utf8');

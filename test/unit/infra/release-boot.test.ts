@@ -78,7 +78,7 @@ esac`,
   await standIn(
     'systemctl',
     `if [ "$1" = enable ] && [ "$2" = --now ]; then shift 2
-  for unit in "$@"; do file="$SYSTEMD_DIR/$unit"; [ -f "$file" ] || continue
+  for unit in "$@"; do file="$SYSTEMD_DIR/$unit"; [ -f "$file" ] || continue # also skips --no-block
     command=$(sed -n 's/^ExecStart=//p' "$file")
     setsid bash -c "exec $command" > "${directory}/$unit.out" 2>&1 < /dev/null &
     echo $! >> "${directory}/pids"
@@ -162,7 +162,7 @@ describe('the release artifact, booted as the user data boots it', () => {
       /run-enclave\.sh --eif \S+\/build\/enclave\.eif --cpus 2 --cid 16 --supervise/,
     );
     expect(await readFile(path.join(directory, 'systemctl.log'), 'utf8')).toContain(
-      'enable --now nitro-infer-kms-proxy.service nitro-infer-enclave.service nitro-infer-parent.service nitro-infer-models.service',
+      'enable --now --no-block nitro-infer-kms-proxy.service nitro-infer-enclave.service nitro-infer-parent.service nitro-infer-models.service',
     );
   });
 
