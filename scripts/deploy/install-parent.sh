@@ -92,7 +92,9 @@ cat > "$UNITS/nitro-infer-enclave.service" <<UNIT
 [Unit]
 Description=nitro-infer enclave (started again when it exits)
 After=nitro-enclaves-allocator.service
-Requires=nitro-enclaves-allocator.service
+# Wants, not Requires: run-enclave.sh restarts the allocator when it resizes it, and Requires would
+# restart this unit with it (which would run run-enclave.sh again).
+Wants=nitro-enclaves-allocator.service
 StartLimitIntervalSec=0
 [Service]
 ExecStart=$INSTALL_DIR/scripts/deploy/run-enclave.sh --eif $EIF --cpus $ENCLAVE_CPUS --cid $CID${ENCLAVE_MEMORY:+ --memory-mib $ENCLAVE_MEMORY} --supervise

@@ -2,7 +2,7 @@
 # Starts the nitro-infer enclave on this (enclave-enabled) parent instance:
 #   1. sizes the Nitro Enclaves allocator: memory ≥ 4 × the EIF size (the EIF is unpacked into
 #      enclave memory and onnxruntime needs room for models), CPUs as given;
-#   2. restarts the allocator so the reservation takes effect;
+#   2. restarts the allocator so the reservation takes effect (only when it changed);
 #   3. nitro-cli run-enclave with a fixed CID and name, so the parent's config can name vsock:<cid>:5000.
 # With --supervise it stays in the foreground (the nitro-infer-enclave systemd unit runs it so):
 # nitro-cli returns once the enclave is launched, so this script watches `nitro-cli describe-enclaves`
@@ -63,13 +63,16 @@ if [ "$MEMORY_MIB" -lt $(( EIF_MIB * 4 )) ]; then
 fi
 
 mkdir -p "$ETC"
-cat > "$ETC/allocator.yaml" <<YAML
-# Written by nitro-infer scripts/deploy/run-enclave.sh
+ALLOCATOR="# Written by nitro-infer scripts/deploy/run-enclave.sh
 ---
 memory_mib: $MEMORY_MIB
-cpu_count: $CPUS
-YAML
-systemctl restart nitro-enclaves-allocator.service
+cpu_count: $CPUS"
+# Restart the allocator only when its reservation changes: under systemd this script runs again
+# after every failure, and a restart while nothing changed would only take time.
+if [ "$(cat "$ETC/allocator.yaml" 2>/dev/null)" != "$ALLOCATOR" ]; then
+  printf '%s\n' "$ALLOCATOR" > "$ETC/allocator.yaml"
+  systemctl restart nitro-enclaves-allocator.service
+fi
 
 ARGS=(run-enclave --eif-path "$EIF" --cpu-count "$CPUS" --memory "$MEMORY_MIB" --enclave-cid "$CID" --enclave-name "$NAME")
 if [ "$DEBUG" = 1 ]; then

@@ -133,6 +133,16 @@ describe('deploy scripts', () => {
     expect(await readFile(path.join(directory, 'systemctl.log'), 'utf8')).toContain(
       'restart nitro-enclaves-allocator.service',
     );
+    // Run again as systemd would after a failure: the reservation is unchanged, the allocator stays.
+    await run(
+      'bash',
+      [path.join(PROJECT_ROOT, 'scripts/deploy/run-enclave.sh'), '--eif', eif, '--cpus', '4', '--cid', '20'],
+      { env: env() },
+    );
+    const restarts = (await readFile(path.join(directory, 'systemctl.log'), 'utf8')).match(
+      /^restart nitro-enclaves-allocator\.service$/gm,
+    );
+    expect(restarts).toHaveLength(1);
     await rm(eif);
   });
 
@@ -233,6 +243,9 @@ esac`,
       'run-enclave.sh --eif /opt/nitro-infer/build/enclave.eif --cpus 2 --cid 16 --supervise',
     );
     expect(enclave).toContain('Restart=always');
+    // Requires= would restart this unit whenever run-enclave.sh restarts the allocator.
+    expect(enclave).toContain('Wants=nitro-enclaves-allocator.service');
+    expect(enclave).not.toContain('Requires=');
     expect(parent).toContain('Wants=network-online.target nitro-infer-enclave.service');
   });
 
