@@ -53,7 +53,11 @@ function count(name: string): number | undefined {
 const keyAdmins = context('keyAdmins');
 const certificateArn = context('certificateArn');
 if (keyAdmins === undefined || certificateArn === undefined) {
-  fail('pass -c keyAdmins=<arn,…> (include the deploying role) and -c certificateArn=<acm certificate arn>');
+  // CloudFormation creates the key as the bootstrap's cfn-exec role; KMS refuses a policy that locks it out.
+  fail(
+    'pass -c keyAdmins=<arn,…> (include arn:aws:iam::<account>:role/cdk-hnb659fds-cfn-exec-role-<account>-<region>) ' +
+      'and -c certificateArn=<acm certificate arn>',
+  );
 }
 const pcrs = readPcrs('pcrs', context('pcrs') ?? 'build/pcrs.json');
 const previousFile = context('previousPcrs');

@@ -29,7 +29,10 @@ export interface NitroInferStackProps extends StackProps {
    * upgrade is done and the stack is deployed again without them (docs/deploy.md "Rolling upgrade").
    */
   readonly previousPcrs?: ReadonlyMap<number, string>;
-  /** Who administers the attestation key. Include the role that deploys this stack (KMS lockout check). */
+  /**
+   * Who administers the attestation key. Include the role CloudFormation creates it as, the CDK
+   * bootstrap's cfn-exec role: KMS refuses a policy that would lock its creator out.
+   */
   readonly keyAdminArns: readonly string[];
   /** The operator role that seals models. */
   readonly sealerRoleArn?: string;
