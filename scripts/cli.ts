@@ -4,17 +4,12 @@
  * exit: 1 when the answer is "no" (an invalid document), 2 for wrong arguments or input.
  */
 import { isNitroInferError } from '../shared/errors.ts';
-import { attestVerify } from './attest-verify.ts';
 import type { CommandOutput } from './cli-output.ts';
-import { simAttest } from './sim-command.ts';
 import { SIM_HELP } from './sim-help.ts';
-import { ATTEST_REMOTE_HELP, attestRemote, infer } from './remote-commands.ts';
-import { seal } from './seal-command.ts';
-import { models } from './models-command.ts';
-import { policy } from './policy-command.ts';
-import { buildEif } from './build-eif-command.ts';
-import { simKms } from './sim-kms-command.ts';
-import { enclaveCommand, parentCommand } from './serve-commands.ts';
+
+// Each verb's module is imported when that verb runs, not before: the CLI then loads only what the
+// verb needs (the server verbs pull in Fastify, the AWS SDK and onnxruntime), which keeps
+// `--help` and `attest verify` well under a second instead of paying for everything on every call.
 
 /** Exit status after a second signal: 128 + SIGINT, as shells report an interrupted command. */
 const FORCED_EXIT_STATUS = 130;
@@ -59,16 +54,24 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
   try {
     switch (verb) {
       case 'attest':
-        if (rest[0] === 'verify') return await attestVerify(rest.slice(1), stdin);
-        if (rest.length === 0) return { exitCode: 2, stdout: ATTEST_REMOTE_HELP };
-        return await attestRemote(rest);
+        if (rest[0] === 'verify') {
+          const { attestVerify } = await import('./attest-verify.ts');
+          return await attestVerify(rest.slice(1), stdin);
+        }
+        {
+          const { ATTEST_REMOTE_HELP, attestRemote } = await import('./remote-commands.ts');
+          if (rest.length === 0) return { exitCode: 2, stdout: ATTEST_REMOTE_HELP };
+          return await attestRemote(rest);
+        }
       case 'enclave':
       case 'parent': {
+        const { enclaveCommand, parentCommand } = await import('./serve-commands.ts');
         const serve = verb === 'enclave' ? enclaveCommand : parentCommand;
         return { exitCode: await serve(rest, (line) => process.stdout.write(`${line}\n`), interrupted()) };
       }
       case 'sim':
         if (rest[0] === 'kms') {
+          const { simKms } = await import('./sim-kms-command.ts');
           const exitCode = await simKms(
             rest.slice(1),
             (line) => process.stdout.write(`${line}\n`),
@@ -76,24 +79,26 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
           );
           return { exitCode };
         }
-        if (rest[0] === 'attest') return await simAttest(rest.slice(1));
+        if (rest[0] === 'attest') {
+          const { simAttest } = await import('./sim-command.ts');
+          return await simAttest(rest.slice(1));
+        }
         {
-          // Loaded on demand: the stack pulls in onnxruntime and the simulators.
           const { simStack } = await import('./sim-stack-command.ts');
           return {
             exitCode: await simStack(rest, (line) => process.stdout.write(`${line}\n`), interrupted()),
           };
         }
       case 'infer':
-        return await infer(rest, stdin);
+        return await (await import('./remote-commands.ts')).infer(rest, stdin);
       case 'seal':
-        return await seal(rest);
+        return await (await import('./seal-command.ts')).seal(rest);
       case 'models':
-        return await models(rest);
+        return await (await import('./models-command.ts')).models(rest);
       case 'policy':
-        return await policy(rest);
+        return await (await import('./policy-command.ts')).policy(rest);
       case 'build-eif':
-        return await buildEif(rest);
+        return await (await import('./build-eif-command.ts')).buildEif(rest);
       case undefined:
       case '--help':
       case '-h':
