@@ -80,7 +80,7 @@ const PARENT_SHARED_ALLOW_LIST = {
 const parentFolderRules = forbid(['enclave', 'client', 'scripts', 'sim', 'test'], PARENT_FORBIDDEN_PACKAGES);
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'coverage/', 'build/', 'bench/results/'] },
+  { ignores: ['node_modules/', 'dist/', 'packages/*/dist/', 'coverage/', 'build/', 'bench/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -10,7 +10,9 @@ export default defineConfig({
     hookTimeout: 60_000,
     // No ONNX Runtime telemetry from test processes either (enclave/inference/onnxruntime-env.ts);
     // test files run in child processes, so native code sees this.
-    env: { ORT_DISABLE_TELEMETRY: '1' },
+    // Processes the tests spawn through bin/nitro-infer.js (enclave children, the CLI) run the
+    // sources under test, never a dist/ built from an older tree.
+    env: { ORT_DISABLE_TELEMETRY: '1', NITRO_INFER_FROM_SOURCE: '1' },
     // `npm test` runs with --coverage; single files run without it, so the gate never fails a partial run.
     coverage: {
       provider: 'v8',

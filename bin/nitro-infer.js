@@ -1,10 +1,29 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx's loader, so a fresh clone needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs the compiled command line (dist/, written by scripts/build.mjs, which `npm start` and
+// `npm test` run first). In a development checkout whose dist/ is missing or older than the
+// sources, or with NITRO_INFER_FROM_SOURCE=1 (the tests, whose children must run the code under
+// test), it runs the TypeScript sources through tsx instead: an edit is never shadowed by a stale
+// build, and nothing races to rebuild dist/ under a running process. An installed package has
+// no sources, hence no check and no tsx.
+import { existsSync } from 'node:fs';
+import { URL } from 'node:url';
 
 // ONNX Runtime's telemetry off for every verb, before anything loads it (the simulation's
 // self-check runs onnxruntime-node in this process); see enclave/inference/onnxruntime-env.ts.
 process.env.ORT_DISABLE_TELEMETRY = '1';
 
-register();
-await import('../scripts/main.ts');
+async function runSources() {
+  if (process.env.NITRO_INFER_FROM_SOURCE === '1') return true;
+  const build = new URL('../scripts/build.mjs', import.meta.url);
+  if (!existsSync(build)) return false;
+  const { serverUpToDate } = await import(build.href);
+  return !(await serverUpToDate());
+}
+
+if (await runSources()) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../scripts/main.ts');
+} else {
+  await import('../dist/scripts/main.js');
+}

@@ -287,6 +287,8 @@ export const OTHER_ENVIRONMENT_VARIABLES: readonly string[] = [
   'NITRO_INFER_VM_CONSOLE',
   'NITRO_INFER_VM_JOBS',
   'NITRO_INFER_TEST_WORKER_EXIT_ON_MODEL',
+  // bin/nitro-infer.js: run the TypeScript sources (tsx) even when dist/ is current (the tests).
+  'NITRO_INFER_FROM_SOURCE',
 ];
 
 /**
