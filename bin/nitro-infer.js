@@ -21,8 +21,15 @@ async function runSources() {
 }
 
 if (await runSources()) {
-  const { register } = await import('tsx/esm/api');
-  register();
+  // tsx is a development dependency: a checkout installed with --omit=dev must be built first.
+  const tsx = await import('tsx/esm/api').catch(() => undefined);
+  if (tsx === undefined) {
+    process.stderr.write(
+      'error: ERR_CLI_USAGE: dist/ is missing or older than the sources, and tsx is not installed: run `npm run build`\n',
+    );
+    process.exit(2);
+  }
+  tsx.register();
   await import('../scripts/main.ts');
 } else {
   await import('../dist/scripts/main.js');

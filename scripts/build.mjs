@@ -26,6 +26,8 @@ import { URL, fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The folders whose sources the server/CLI package runs (DESIGN.md 3); tests and benches stay out. */
 export const SERVER_FOLDERS = ['shared', 'transport', 'enclave', 'parent', 'client', 'scripts', 'sim'];
+/** Build tools among those sources, which the Dockerfile runs from the repository, not the package. */
+const BUILD_ONLY = new Set(['scripts/build-enclave.ts']);
 const SERVER_OUT = path.join(ROOT, 'dist');
 const CLIENT_PACKAGE = path.join(ROOT, 'packages', 'client');
 const CLIENT_OUT = path.join(CLIENT_PACKAGE, 'dist');
@@ -41,6 +43,10 @@ function sources(folders) {
     }
   }
   return files.sort();
+}
+
+function serverSources() {
+  return sources(SERVER_FOLDERS).filter((file) => !BUILD_ONLY.has(file));
 }
 
 /** Newest modification time among `files` (relative to the root). */
@@ -106,7 +112,7 @@ function esbuildOptions(entryPoints, outdir) {
 
 /** The server/CLI package: all runtime sources → dist/, plus the enclave child's entry. */
 export async function buildServer({ force = false } = {}) {
-  const files = sources(SERVER_FOLDERS);
+  const files = serverSources();
   const inputs = [...files, 'scripts/build.mjs', 'package.json', 'package-lock.json'];
   if (!force && (await upToDate(SERVER_OUT, inputs))) return false;
   const { build } = await import('esbuild');
@@ -214,7 +220,7 @@ async function rewriteDeclarationImports(outdir) {
 /** True when `dist/` exists and was built from the current sources (bin/nitro-infer.js asks). */
 export async function serverUpToDate() {
   if (!existsSync(path.join(SERVER_OUT, STAMP))) return false;
-  const files = sources(SERVER_FOLDERS);
+  const files = serverSources();
   return upToDate(SERVER_OUT, [...files, 'scripts/build.mjs', 'package.json', 'package-lock.json']);
 }
 
