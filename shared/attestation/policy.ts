@@ -102,9 +102,14 @@ export function checkPolicy(
   for (const [index, expected] of expectedPcrs) {
     const actual = document.pcrs.get(index);
     if (actual === undefined || !timingSafeEqual(actual, expected)) {
+      // Both values in full: PCRs are public measurements, and the operator's next step is to
+      // compare them with a build's pcrs.json (a stale pin, or another image).
+      const want = Buffer.from(expected).toString('hex');
       throw new AttestationError(
         'ERR_ATTESTATION_PCR_MISMATCH',
-        actual === undefined ? `PCR${index} is absent from the document` : `PCR${index} does not match`,
+        actual === undefined
+          ? `PCR${index} is absent from the document (expected ${want})`
+          : `PCR${index} does not match: expected ${want}, the document has ${Buffer.from(actual).toString('hex')}`,
       );
     }
   }
