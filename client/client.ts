@@ -2,13 +2,12 @@
  * The client SDK (DESIGN.md 2): verify the enclave, then talk to it through the parent with
  * requests only the attested enclave can read. Nothing is sent to a key config until the document
  * that binds it has passed every check of the policy; the SDK re-attests when its attestation ages
- * out, when the gateway no longer knows the key, or when a model it has not seen attested is asked for;
- * `infer` refuses a model that even the fresh attestation does not list.
+ * out, when the gateway answers RFC 9458's `ohttp-key` problem (it no longer knows the key), or when a
+ * model it has not seen attested is asked for; `infer` refuses a model that even the fresh
+ * attestation does not list. Concurrent calls share one attestation in flight; every call takes a
+ * deadline and an AbortSignal (client/transport.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { verifyAttestation } from '../shared/attestation/index.ts';
-import { decodeUserData, modelListDigest } from '../shared/binding.ts';
-import type { ModelIdentity } from '../shared/binding.ts';
 import { ClientError, ERROR_CODES, NitroInferError } from '../shared/errors.ts';
 import type { ErrorCode } from '../shared/errors.ts';
 import type {
@@ -20,15 +19,20 @@ import type {
 import { decodeBhttpResponse, encodeBhttpRequest } from '../shared/ohttp/bhttp.ts';
 import type { BhttpResponse } from '../shared/ohttp/bhttp.ts';
 import { encapsulateRequest } from '../shared/ohttp/encapsulation.ts';
-import { decodeKeyConfig } from '../shared/ohttp/key-config.ts';
-import type { KeyConfig } from '../shared/ohttp/key-config.ts';
 import { RECEIPT_HEADER, verifyReceipt } from '../shared/receipts.ts';
 import type { Receipt } from '../shared/receipts.ts';
+import { acceptAttestation } from './attestation.ts';
+import type { Attestation } from './attestation.ts';
 import { resolvePolicy } from './policy.ts';
 import type { ClientPolicy, ResolvedPolicy } from './policy.ts';
+import { CallContext, checkCallOptions, isOhttpKeyProblem, outerError, send } from './transport.ts';
+import type { CallOptions } from './transport.ts';
+
+export type { Attestation } from './attestation.ts';
+export type { CallOptions } from './transport.ts';
 
 /** Options of {@link createClient}. */
-export interface ClientOptions {
+export interface ClientOptions extends CallOptions {
   /** The parent's base URL, e.g. `https://inference.example.com`. */
   readonly endpoint: string;
   readonly policy: ClientPolicy;
@@ -36,19 +40,6 @@ export interface ClientOptions {
   readonly fetch?: typeof fetch;
   /** The verification clock. */
   readonly clock?: () => number;
-}
-
-/** A verified attestation, as the client keeps it. */
-export interface Attestation {
-  readonly document: Uint8Array;
-  readonly keyConfig: KeyConfig;
-  readonly keyConfigBytes: Uint8Array;
-  readonly receiptKey: Uint8Array;
-  readonly models: readonly ModelIdentity[];
-  readonly pcrs: ReadonlyMap<number, Uint8Array>;
-  readonly moduleId: string;
-  /** When the client verified it (ms). */
-  readonly verifiedAt: number;
 }
 
 /** An inference answer with its verified receipt. */
@@ -59,22 +50,35 @@ export interface InferenceResult {
   readonly receiptEncoded: string;
 }
 
-/** Longest a response body read from the parent may be. */
-const MAX_RESPONSE_BYTES = 34 * 1024 * 1024;
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** An attestation in progress, shared by every call that needs one meanwhile. */
+interface Flight {
+  readonly promise: Promise<Attestation>;
+  readonly controller: AbortController;
+  waiters: number;
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 export class NitroInferClient {
   readonly #endpoint: string;
   readonly #policy: ResolvedPolicy;
   readonly #fetch: typeof fetch;
   readonly #clock: () => number;
+  readonly #timeoutMs: number | undefined;
+  readonly #signal: AbortSignal | undefined;
   #attestation: Attestation | undefined;
+  #flight: Flight | undefined;
 
   constructor(options: ClientOptions) {
+    checkCallOptions(options, 'options');
     this.#endpoint = options.endpoint.replace(/\/+$/, '');
     this.#policy = resolvePolicy(options.policy);
     this.#fetch = options.fetch ?? fetch;
     this.#clock = options.clock ?? Date.now;
+    this.#timeoutMs = options.timeoutMs;
+    this.#signal = options.signal;
   }
 
   /** The last verified attestation, if any. */
@@ -85,68 +89,18 @@ export class NitroInferClient {
   /**
    * Fetches a fresh attestation with a new nonce and verifies all of it: the document against the
    * policy, then the key config, receipt key and model list served beside it against `user_data`.
+   * Calls made while one is in flight share it (one request, one verification).
    */
-  async attest(): Promise<Attestation> {
-    const nonce = new Uint8Array(randomBytes(32));
-    const reply = await this.#getJson(`/v1/attestation?nonce=${Buffer.from(nonce).toString('hex')}`);
-    const field = (name: string) => {
-      const value = reply[name];
-      if (typeof value !== 'string')
-        throw new ClientError('ERR_CLIENT_BINDING_MISMATCH', `the attestation reply has no ${name}`);
-      return new Uint8Array(Buffer.from(value, 'base64'));
-    };
-    const document = field('document');
-    const now = this.#clock();
-    const verified = verifyAttestation(document, {
-      roots: this.#policy.roots,
-      at: now,
-      expectedPcrs: this.#policy.expectedPcrs,
-      nonce,
-      maxAgeMs: this.#policy.maxAgeMs,
-      allowDebug: this.#policy.allowDebug,
-    });
-    // Only now is anything from the reply read; every part must be what the signed document binds.
-    const userData = verified.document.userData;
-    if (userData === undefined)
-      throw new ClientError('ERR_CLIENT_BINDING_MISMATCH', 'the document binds no user_data');
-    const binding = decodeUserData(userData);
-    const keyConfigBytes = field('keyConfig');
-    const receiptKey = field('receiptKey');
-    const models = parseModels(reply.models);
-    const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
-    if (!same(keyConfigBytes, binding.ohttpKeyConfig)) {
-      throw new ClientError(
-        'ERR_CLIENT_BINDING_MISMATCH',
-        'the served key config is not the one the document binds',
-      );
-    }
-    if (!same(receiptKey, binding.receiptPublicKey)) {
-      throw new ClientError(
-        'ERR_CLIENT_BINDING_MISMATCH',
-        'the served receipt key is not the one the document binds',
-      );
-    }
-    if (!same(modelListDigest(models), binding.modelsDigest)) {
-      throw new ClientError(
-        'ERR_CLIENT_BINDING_MISMATCH',
-        'the served model list is not the one the document binds',
-      );
-    }
-    this.#attestation = {
-      document,
-      keyConfig: decodeKeyConfig(keyConfigBytes),
-      keyConfigBytes,
-      receiptKey,
-      models,
-      pcrs: verified.document.pcrs,
-      moduleId: verified.document.moduleId,
-      verifiedAt: now,
-    };
-    return this.#attestation;
+  async attest(options?: CallOptions): Promise<Attestation> {
+    return this.#attestShared(this.#context(options));
   }
 
   /** Runs `POST /v2/models/{model}/infer` end to end encrypted; returns outputs and the verified receipt. */
-  async infer(model: string, request: V2InferenceRequest | readonly V2Tensor[]): Promise<InferenceResult> {
+  async infer(
+    model: string,
+    request: V2InferenceRequest | readonly V2Tensor[],
+    options?: CallOptions,
+  ): Promise<InferenceResult> {
     const body: V2InferenceRequest = Array.isArray(request)
       ? { inputs: request as V2Tensor[] }
       : (request as V2InferenceRequest);
@@ -155,6 +109,7 @@ export class NitroInferClient {
       'POST',
       `/v2/models/${encodeURIComponent(model)}/infer`,
       content,
+      options,
       model,
       true,
     );
@@ -174,28 +129,79 @@ export class NitroInferClient {
   }
 
   /** `GET /v2/models/{model}` through the encrypted channel. */
-  async metadata(model: string): Promise<V2ModelMetadata & { sha384: string }> {
+  async metadata(model: string, options?: CallOptions): Promise<V2ModelMetadata & { sha384: string }> {
     const { response } = await this.#send(
       'GET',
       `/v2/models/${encodeURIComponent(model)}`,
       new Uint8Array(0),
+      options,
       model,
     );
     return parseJson(response) as V2ModelMetadata & { sha384: string };
   }
 
   /** `GET /v2/models` through the encrypted channel. */
-  async models(): Promise<{ models: { name: string; sha384: string; ready: boolean }[] }> {
-    const { response } = await this.#send('GET', '/v2/models', new Uint8Array(0));
+  async models(
+    options?: CallOptions,
+  ): Promise<{ models: { name: string; sha384: string; ready: boolean }[] }> {
+    const { response } = await this.#send('GET', '/v2/models', new Uint8Array(0), options);
     return parseJson(response) as { models: { name: string; sha384: string; ready: boolean }[] };
   }
 
+  /** This call's deadline and cancellation: its own options, else the client's. */
+  #context(options: CallOptions | undefined): CallContext {
+    checkCallOptions(options, 'call options');
+    return new CallContext(options?.timeoutMs ?? this.#timeoutMs, [this.#signal, options?.signal]);
+  }
+
+  /**
+   * Joins the attestation in flight, or starts one. The flight itself has no deadline of its own:
+   * each caller waits under its own, and when the last one has given up the flight is aborted, so
+   * one caller's short timeout never fails another's call.
+   */
+  async #attestShared(context: CallContext): Promise<Attestation> {
+    // A call that has already ended must not start (or keep alive) an attestation.
+    context.check();
+    let flight = this.#flight;
+    if (flight === undefined) {
+      const controller = new AbortController();
+      const promise = this.#attestOnce(new CallContext(undefined, [this.#signal, controller.signal])).finally(
+        () => {
+          if (this.#flight === flight) this.#flight = undefined;
+        },
+      );
+      // Every waiter may have left; the outcome then has nobody to go to.
+      promise.catch(() => {});
+      flight = { promise, controller, waiters: 0 };
+      this.#flight = flight;
+    }
+    flight.waiters++;
+    try {
+      return await context.race(flight.promise);
+    } finally {
+      flight.waiters--;
+      if (flight.waiters === 0 && this.#flight === flight) {
+        this.#flight = undefined;
+        flight.controller.abort();
+      }
+    }
+  }
+
+  async #attestOnce(context: CallContext): Promise<Attestation> {
+    const nonce = new Uint8Array(randomBytes(32));
+    const reply = await this.#getJson(`/v1/attestation?nonce=${Buffer.from(nonce).toString('hex')}`, context);
+    context.check();
+    const attestation = acceptAttestation(reply, nonce, this.#policy, this.#clock());
+    this.#attestation = attestation;
+    return attestation;
+  }
+
   /** A usable attestation: the cached one unless it aged out or does not know `model`. */
-  async #current(model?: string): Promise<Attestation> {
+  async #current(context: CallContext, model?: string): Promise<Attestation> {
     const cached = this.#attestation;
     const fresh = cached !== undefined && this.#clock() - cached.verifiedAt < this.#policy.reattestAfterMs;
     const knows = model === undefined || cached?.models.some((entry) => entry.name === model) === true;
-    return fresh && knows ? cached : this.attest();
+    return fresh && knows ? cached : this.#attestShared(context);
   }
 
   /**
@@ -203,7 +209,15 @@ export class NitroInferClient {
    * even a fresh attestation does not list `model`: the enclave would answer from a model no
    * attestation vouches for, or the parent would learn that the client wanted one it hid.
    */
-  async #send(method: string, path: string, content: Uint8Array, model?: string, requireAttested = false) {
+  async #send(
+    method: string,
+    path: string,
+    content: Uint8Array,
+    options: CallOptions | undefined,
+    model?: string,
+    requireAttested = false,
+  ) {
+    const context = this.#context(options);
     const attested = (attestation: Attestation) => {
       const identity = attestation.models.find((entry) => entry.name === model);
       if (requireAttested && identity === undefined) {
@@ -221,7 +235,7 @@ export class NitroInferClient {
       }
       return attestation;
     };
-    let attestation = attested(await this.#current(model));
+    let attestation = attested(await this.#current(context, model));
     for (let attempt = 0; ; attempt++) {
       // The Date lets the enclave bound how long it remembers requests against replay (RFC 9458
       // section 6.5.1). Every attempt is a fresh encapsulation, so a fresh `enc`: the SDK never
@@ -238,23 +252,36 @@ export class NitroInferClient {
         trailers: [],
       });
       const { encapsulated, opener } = await encapsulateRequest(attestation.keyConfig, message);
-      const reply = await this.#fetch(`${this.#endpoint}/.well-known/ohttp-gateway`, {
-        method: 'POST',
-        headers: { 'content-type': 'message/ohttp-req' },
-        body: encapsulated,
-      });
-      const bytes = await readBody(reply);
-      if (reply.status === 400 && attempt === 0) {
-        // The gateway did not know our key (an enclave restarted with a new one): attest again and
-        // resend only if the enclave now binds another key config. A bare 400 is unauthenticated:
-        // a parent that relayed the request, let it run and then answered 400 must not get the
-        // same request run a second time.
+      const { reply, bytes } = await send(
+        this.#fetch,
+        `${this.#endpoint}/.well-known/ohttp-gateway`,
+        { method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: encapsulated },
+        context,
+      );
+      if (isOhttpKeyProblem(reply, bytes)) {
+        // RFC 9458 section 5.3: the gateway does not know our key config (an enclave restarted
+        // with a new key). Only this problem type re-attests, once. It is unauthenticated: a parent
+        // that relayed the request, let it run and then forged the problem must not get the same
+        // request run a second time, so it is resent only if the enclave now binds another key
+        // config; a forged problem costs one attestation, nothing more.
         const refused = attestation.keyConfigBytes;
-        attestation = attested(await this.attest());
-        if (Buffer.from(attestation.keyConfigBytes).equals(Buffer.from(refused))) {
+        if (attempt > 0) {
           throw new ClientError(
             'ERR_CLIENT_REQUEST_FAILED',
-            'the parent answered 400 to a request sealed to the key config the enclave still attests; not resent (the enclave may have processed it)',
+            'the gateway refused the freshly attested key config too (ohttp-key problem); not resent',
+          );
+        }
+        // Another call may already have re-attested since this one sealed its request.
+        const cached = this.#attestation;
+        attestation = attested(
+          cached !== undefined && !same(cached.keyConfigBytes, refused)
+            ? cached
+            : await this.#attestShared(context),
+        );
+        if (same(attestation.keyConfigBytes, refused)) {
+          throw new ClientError(
+            'ERR_CLIENT_REQUEST_FAILED',
+            'the parent answered the ohttp-key problem to a request sealed to the key config the enclave still attests; not resent (the enclave may have processed it)',
           );
         }
         continue;
@@ -262,15 +289,15 @@ export class NitroInferClient {
       if (reply.status !== 200 || reply.headers.get('content-type') !== 'message/ohttp-res') {
         throw outerError(reply.status, bytes);
       }
+      context.check();
       const response = decodeBhttpResponse(opener.open(bytes));
       if (response.status !== 200) throw innerError(response);
       return { response, attestation };
     }
   }
 
-  async #getJson(path: string): Promise<Record<string, unknown>> {
-    const reply = await this.#fetch(`${this.#endpoint}${path}`);
-    const bytes = await readBody(reply);
+  async #getJson(path: string, context: CallContext): Promise<Record<string, unknown>> {
+    const { reply, bytes } = await send(this.#fetch, `${this.#endpoint}${path}`, {}, context);
     if (reply.status !== 200) throw outerError(reply.status, bytes);
     try {
       return JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
@@ -288,36 +315,6 @@ export function createClient(options: ClientOptions): NitroInferClient {
   return new NitroInferClient(options);
 }
 
-/** Reads a response body, refusing more than MAX_RESPONSE_BYTES as it streams in (chunked replies too). */
-async function readBody(reply: Response): Promise<Uint8Array> {
-  const tooLarge = () => new ClientError('ERR_CLIENT_REQUEST_FAILED', 'the response is too large');
-  if (Number(reply.headers.get('content-length') ?? '0') > MAX_RESPONSE_BYTES) throw tooLarge();
-  if (reply.body === null) return new Uint8Array(0);
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const part of reply.body as unknown as AsyncIterable<Uint8Array>) {
-    total += part.byteLength;
-    if (total > MAX_RESPONSE_BYTES) {
-      await reply.body.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    parts.push(part);
-  }
-  return new Uint8Array(Buffer.concat(parts, total));
-}
-
-function parseModels(value: unknown): ModelIdentity[] {
-  if (!Array.isArray(value) || value.length > 1024)
-    throw new ClientError('ERR_CLIENT_BINDING_MISMATCH', 'the model list is missing');
-  return value.map((entry: unknown) => {
-    const { name, sha384 } = (entry ?? {}) as { name?: unknown; sha384?: unknown };
-    if (typeof name !== 'string' || typeof sha384 !== 'string') {
-      throw new ClientError('ERR_CLIENT_BINDING_MISMATCH', 'a model list entry is malformed');
-    }
-    return { name, sha384 };
-  });
-}
-
 function parseJson(response: BhttpResponse): unknown {
   try {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(response.content));
@@ -327,24 +324,6 @@ function parseJson(response: BhttpResponse): unknown {
       'the enclave answered with something that is not JSON',
     );
   }
-}
-
-/** An error the parent answered with (before decryption): its code when it is one of ours. */
-function outerError(status: number, bytes: Uint8Array): NitroInferError {
-  try {
-    const code = (
-      JSON.parse(Buffer.from(bytes).toString('utf8')) as { error?: { code?: string; message?: string } }
-    ).error;
-    if (typeof code?.code === 'string' && KNOWN_CODES.has(code.code)) {
-      return new NitroInferError(
-        code.code as ErrorCode,
-        `${status}: ${String(code.message ?? '').slice(0, 300)}`,
-      );
-    }
-  } catch {
-    // fall through
-  }
-  return new ClientError('ERR_CLIENT_REQUEST_FAILED', `the parent answered HTTP ${status}`);
 }
 
 /** An error the enclave answered with inside the encryption. */

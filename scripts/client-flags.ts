@@ -12,6 +12,7 @@ export const CLIENT_FLAGS = {
   root: { type: 'string', multiple: true },
   'max-age': { type: 'string' },
   'allow-debug': { type: 'boolean' },
+  timeout: { type: 'string' },
 } as const;
 
 export const CLIENT_FLAGS_HELP = `  --endpoint <url>          the parent's base URL (or NITRO_INFER_ENDPOINT)
@@ -19,7 +20,8 @@ export const CLIENT_FLAGS_HELP = `  --endpoint <url>          the parent's base 
   --expect-pcr <i>=<hex>    expected PCR i (repeatable; PCR0 is required, from either flag)
   --root <pem file>         trust this Nitro root instead of AWS's (the simulated root for \`npm start\`)
   --max-age <duration>      oldest acceptable attestation (default 5m)
-  --allow-debug             accept debug-mode enclaves (never in production)`;
+  --allow-debug             accept debug-mode enclaves (never in production)
+  --timeout <duration>      give up on each call to the endpoint after this long (default: none)`;
 
 export interface ClientFlagValues {
   endpoint?: string;
@@ -28,6 +30,7 @@ export interface ClientFlagValues {
   root?: string[];
   'max-age'?: string;
   'allow-debug'?: boolean;
+  timeout?: string;
 }
 
 /** Builds an SDK client from the flags; refuses to run without pinned PCRs. */
@@ -48,5 +51,9 @@ export async function clientFromFlags(values: ClientFlagValues): Promise<NitroIn
     ...(values['max-age'] === undefined ? {} : { maxAgeMs: parseDuration(values['max-age']) }),
     allowDebug: values['allow-debug'] === true,
   };
-  return createClient({ endpoint, policy });
+  return createClient({
+    endpoint,
+    policy,
+    ...(values.timeout === undefined ? {} : { timeoutMs: parseDuration(values.timeout) }),
+  });
 }

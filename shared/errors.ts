@@ -104,6 +104,11 @@ export const ERROR_CODES = [
   'ERR_CLIENT_BINDING_MISMATCH',
   'ERR_CLIENT_REQUEST_FAILED',
   'ERR_CLIENT_MODEL_NOT_ATTESTED',
+  // The SDK could not get an answer at all: network, deadline, or the caller gave up.
+  'ERR_CLIENT_UNREACHABLE',
+  'ERR_CLIENT_TIMEOUT',
+  'ERR_CLIENT_ABORTED',
+  'ERR_CLIENT_OPTIONS_INVALID',
   // The parent's HTTP edge (DESIGN.md 4.1); statuses are decided in parent/http-errors.ts.
   'ERR_HTTP_BAD_REQUEST',
   'ERR_HTTP_UNAUTHORIZED',

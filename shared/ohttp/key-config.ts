@@ -54,6 +54,14 @@ export const X25519_PUBLIC_KEY_BYTES = 32;
 /** Most symmetric algorithm pairs read from one config (a sane bound; RFC 9458 allows 16383). */
 export const MAX_SYMMETRIC_ALGORITHMS = 64;
 
+/**
+ * RFC 9458 section 5.3: the problem type a gateway answers when "an Encapsulated Request used an
+ * outdated or incorrect key configuration"; the parent sends it, the SDK re-attests on it alone.
+ */
+export const OHTTP_KEY_PROBLEM_TYPE = 'https://iana.org/assignments/http-problem-types#ohttp-key';
+/** RFC 9457's media type for problem details. */
+export const PROBLEM_JSON_TYPE = 'application/problem+json';
+
 const KNOWN_AEADS: ReadonlySet<number> = new Set(Object.values(HPKE_AEAD));
 
 /**

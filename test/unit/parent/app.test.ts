@@ -13,6 +13,8 @@ import { parseArtifactSource } from '../../../parent/artifacts/artifact-source.t
 import { EnclaveLink } from '../../../parent/link/enclave-link.ts';
 import { ParentMetrics } from '../../../parent/metrics.ts';
 import { ModelRegistry } from '../../../parent/model-registry.ts';
+import { OhttpError } from '../../../shared/errors.ts';
+import { OHTTP_KEY_PROBLEM_TYPE } from '../../../shared/ohttp/key-config.ts';
 import { connectTransport } from '../../../transport/index.ts';
 import { FakeEnclave } from '../../helpers/fake-enclave.ts';
 
@@ -31,6 +33,11 @@ beforeAll(async () => {
     const body = fields.get('body') as Uint8Array;
     if (body[0] === 0xee) throw Object.assign(new Error('x'), {});
     if (body[0] === 0xdd) return new Promise(() => {});
+    // What the enclave's gateway raises for a request sealed to a key config it does not hold, for
+    // one whose key id is known but whose key no longer opens it, and for a malformed request.
+    if (body[0] === 0xcc) throw new OhttpError('ERR_OHTTP_KEY_UNKNOWN', 'unknown key');
+    if (body[0] === 0xcd) throw new OhttpError('ERR_DECRYPT_FAILED', 'does not open');
+    if (body[0] === 0xcb) throw new OhttpError('ERR_OHTTP_MALFORMED', 'too short');
     return { body: Uint8Array.from(body).reverse() };
   });
   enclave.handlers.set('status', async () => ({ models: [] }));
@@ -126,6 +133,23 @@ describe('parent HTTP API', () => {
     const failed = await ohttp(new Uint8Array([0xee, 1]));
     expect(failed).toMatchObject({ status: 500, code: 'ERR_INTERNAL' });
     expect(failed.text).not.toContain('Error');
+  });
+
+  it('an unknown key config is RFC 9458 section 5.3 ohttp-key problem; other decapsulation failures a plain 400', async () => {
+    for (const first of [0xcc, 0xcd]) {
+      const problem = await ohttp(new Uint8Array([first, 1]));
+      expect(problem.status).toBe(400);
+      expect(problem.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(problem.text)).toEqual({
+        type: OHTTP_KEY_PROBLEM_TYPE,
+        title: 'key configuration unknown',
+        status: 400,
+        code: 'ERR_OHTTP_KEY_UNKNOWN',
+      });
+    }
+    const malformed = await ohttp(new Uint8Array([0xcb, 1]));
+    expect(malformed).toMatchObject({ status: 400, code: 'ERR_HTTP_BAD_REQUEST' });
+    expect(malformed.headers.get('content-type')).toMatch(/^application\/json/);
   });
 
   it('admin routes need the bearer token (401 otherwise)', async () => {
