@@ -8,8 +8,9 @@ import {
   mergeExpectedPcrs,
   normalizeExpectedPcrs,
   parseNitroCliMeasurements,
+  rootCertificatesToDer,
 } from '../shared/attestation/index.ts';
-import type { ExpectedPcrs } from '../shared/attestation/index.ts';
+import type { ExpectedPcrs, RootCertificateInput } from '../shared/attestation/index.ts';
 import { AttestationError } from '../shared/errors.ts';
 
 /** One source of pins: expected values by index, or a nitro-cli measurements JSON text. */
@@ -22,8 +23,12 @@ export interface ClientPolicy {
    * list of both kinds (merged; two different values for one index are refused). PCR0 is required.
    */
   readonly pcrs: PcrSource | readonly PcrSource[];
-  /** Trusted roots (DER). Default: the AWS Nitro Enclaves root G1 only. */
-  readonly roots?: readonly Uint8Array[];
+  /**
+   * Trusted roots: PEM text (one or several certificates) or DER bytes (Buffer or Uint8Array), or
+   * a list of them. Default: the AWS Nitro Enclaves root G1 only. One that cannot be read is
+   * `ERR_POLICY_INVALID` when the client is created.
+   */
+  readonly roots?: RootCertificateInput | readonly RootCertificateInput[];
   /** Oldest acceptable attestation document, ms. Default 5 minutes. */
   readonly maxAgeMs?: number;
   /** Re-attest when the cached attestation is older than this, ms. Default 4 minutes. */
@@ -85,7 +90,10 @@ export function resolvePolicy(policy: ClientPolicy): ResolvedPolicy {
   return {
     models,
     expectedPcrs,
-    roots: policy.roots ?? [AWS_NITRO_ROOT_G1_DER],
+    roots:
+      policy.roots === undefined
+        ? [AWS_NITRO_ROOT_G1_DER]
+        : rootCertificatesToDer(policy.roots, 'policy.roots'),
     maxAgeMs,
     reattestAfterMs: Math.min(policy.reattestAfterMs ?? DEFAULT_REATTEST_AFTER_MS, maxAgeMs),
     allowDebug: policy.allowDebug ?? false,

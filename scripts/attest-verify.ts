@@ -8,11 +8,11 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import {
-  certificatePemToDer,
   hexToBytes,
   mergeExpectedPcrs,
   normalizeExpectedPcrs,
   parseNitroCliMeasurements,
+  rootCertificatesToDer,
   verifyAttestation,
 } from '../shared/attestation/index.ts';
 import type { VerifiedAttestation, VerifyAttestationOptions } from '../shared/attestation/index.ts';
@@ -27,7 +27,7 @@ automatically) against the AWS Nitro Enclaves root, or the roots given with --ro
 
 Options:
   --at <time>               verify as of this instant (ISO 8601 or epoch milliseconds; default now)
-  --root <pem file>         trust this root instead of AWS's (repeatable)
+  --root <file>             trust this root instead of AWS's: PEM (one or more) or DER (repeatable)
   --expect-pcr <i>=<hex>    require PCR i to equal hex (repeatable; i from 0 to 31)
   --pcrs <file>             require the PCRs in a nitro-cli build-enclave JSON output
   --nonce <hex>             require this nonce
@@ -112,8 +112,7 @@ export async function expectedPcrsFromFlags(values: {
 
 async function policyFromFlags(values: Flags): Promise<VerifyAttestationOptions> {
   const pcrs = await expectedPcrsFromFlags(values);
-  const roots: Uint8Array[] = [];
-  for (const file of values.root ?? []) roots.push(...pemCertificates(await readText(file), file));
+  const roots = await rootsFromFiles(values.root ?? []);
   return {
     expectedPcrs: pcrs,
     allowDebug: values['allow-debug'] === true,
@@ -124,16 +123,29 @@ async function policyFromFlags(values: Flags): Promise<VerifyAttestationOptions>
   };
 }
 
-export function pemCertificates(text: string, file: string): Uint8Array[] {
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new CliError('ERR_CLI_INPUT', `${file} holds no PEM certificate`);
-  return blocks.map((block) => {
+/**
+ * `--root <file>` (repeatable): PEM (one or several certificates) or DER. A file that holds no
+ * certificate is `ERR_CLI_INPUT` naming the file, not an untrusted enclave later.
+ */
+export async function rootsFromFiles(files: readonly string[]): Promise<Uint8Array[]> {
+  const roots: Uint8Array[] = [];
+  for (const file of files) {
+    let bytes: Uint8Array;
     try {
-      return certificatePemToDer(block);
-    } catch {
-      throw new CliError('ERR_CLI_INPUT', `${file} holds a PEM block that is not a certificate`);
+      bytes = await readFile(file);
+    } catch (error) {
+      throw new CliError(
+        'ERR_CLI_INPUT',
+        `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
-  });
+    try {
+      roots.push(...rootCertificatesToDer(bytes, file));
+    } catch (error) {
+      throw new CliError('ERR_CLI_INPUT', (error as Error).message);
+    }
+  }
+  return roots;
 }
 
 export async function readText(file: string): Promise<string> {

@@ -2,7 +2,7 @@
 import { CliError } from '../shared/errors.ts';
 import { createClient } from '../client/index.ts';
 import type { ClientPolicy, NitroInferClient } from '../client/index.ts';
-import { expectedPcrsFromFlags, pemCertificates, readText } from './attest-verify.ts';
+import { expectedPcrsFromFlags, rootsFromFiles } from './attest-verify.ts';
 import { parseDuration } from './cli-input.ts';
 
 export const CLIENT_FLAGS = {
@@ -18,7 +18,8 @@ export const CLIENT_FLAGS = {
 export const CLIENT_FLAGS_HELP = `  --endpoint <url>          the parent's base URL (or NITRO_INFER_ENDPOINT)
   --pcrs <file>             expected PCRs: a nitro-cli pcrs.json / build-enclave output
   --expect-pcr <i>=<hex>    expected PCR i (repeatable; PCR0 is required, from either flag)
-  --root <pem file>         trust this Nitro root instead of AWS's (the simulated root for \`npm start\`)
+  --root <file>             trust this Nitro root instead of AWS's: PEM or DER (the simulated
+                            root for \`npm start\`)
   --max-age <duration>      oldest acceptable attestation (default 5m)
   --allow-debug             accept debug-mode enclaves (never in production)
   --timeout <duration>      give up on each call to the endpoint after this long (default: none)`;
@@ -43,8 +44,7 @@ export async function clientFromFlags(values: ClientFlagValues): Promise<NitroIn
   // The SDK refuses a policy without PCR0 too; saying so here names the flags to fix.
   if (!pcrs.has(0))
     throw new CliError('ERR_CLI_USAGE', 'pin the enclave image: --pcrs <pcrs.json> or --expect-pcr 0=<hex>');
-  const roots: Uint8Array[] = [];
-  for (const file of values.root ?? []) roots.push(...pemCertificates(await readText(file), file));
+  const roots = await rootsFromFiles(values.root ?? []);
   const policy: ClientPolicy = {
     pcrs,
     ...(roots.length === 0 ? {} : { roots }),

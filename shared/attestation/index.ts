@@ -32,4 +32,8 @@ export {
   AWS_NITRO_ROOT_G1_PEM,
   AWS_NITRO_ROOT_G1_SHA256,
   certificatePemToDer,
+  rootCertificatesToDer,
+  MAX_ROOT_CERTIFICATES,
+  MAX_ROOT_INPUT_BYTES,
 } from './root.ts';
+export type { RootCertificateInput } from './root.ts';
