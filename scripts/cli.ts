@@ -1,9 +1,10 @@
 /**
  * The `nitro-infer` command line. Each verb lives in its own module and returns its output, so
- * this file only dispatches, prints and sets the exit status. Errors are one line and a non-zero
- * exit: 1 when the answer is "no" (an invalid document), 2 for wrong arguments or input.
+ * this file only dispatches, prints and sets the exit status. Errors are one line (one JSON object
+ * with --json) and a non-zero exit: 1 when the answer is "no" (an invalid document), 2 for wrong
+ * arguments or input, 3 when the endpoint cannot be reached, 4 on --timeout (EXIT_STATUS).
  */
-import { isNitroInferError } from '../shared/errors.ts';
+import { CliError, isNitroInferError } from '../shared/errors.ts';
 import type { CommandOutput } from './cli-output.ts';
 import { SIM_HELP } from './sim-help.ts';
 
@@ -105,22 +106,58 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
       case 'help':
         return { exitCode: verb === undefined ? 2 : 0, stdout: HELP };
       default:
+        if (args.includes('--json')) {
+          return failureOutput(
+            new CliError('ERR_CLI_USAGE', `unknown command ${JSON.stringify(verb)}`),
+            true,
+          );
+        }
         return {
           exitCode: 2,
           stderr: `error: ERR_CLI_USAGE: unknown command ${JSON.stringify(verb)}\n\n${HELP}`,
         };
     }
   } catch (error) {
-    if (isNitroInferError(error)) {
-      // 1 = the answer is "no" (the enclave or a response did not verify); 2 = usage, input, setup.
-      const refused = /^ERR_(ATTESTATION|CLIENT|RECEIPT|DECRYPT)_?/.test(error.code);
-      return { exitCode: refused ? 1 : 2, stderr: `error: ${error.code}: ${error.message}` };
-    }
-    return {
-      exitCode: 1,
-      stderr: `error: ERR_INTERNAL: ${error instanceof Error ? error.message : String(error)}`,
-    };
+    return failureOutput(error, args.includes('--json'));
   }
+}
+
+/**
+ * Exit statuses (docs/errors.md, "Exit status"): scripts tell a refusal from a network failure
+ * without parsing messages.
+ */
+export const EXIT_STATUS = {
+  ok: 0,
+  /** The answer is "no": the enclave, a binding or a response did not verify; or an internal error. */
+  refused: 1,
+  /** Wrong arguments, unreadable input, an invalid policy; or the service refused the request. */
+  usage: 2,
+  /** The endpoint could not be reached (connection refused or reset, DNS, TLS). */
+  unreachable: 3,
+  /** The call did not finish within --timeout. */
+  timeout: 4,
+} as const;
+
+/** The exit status for an error code. */
+export function exitStatusFor(code: string): number {
+  if (code === 'ERR_CLIENT_UNREACHABLE') return EXIT_STATUS.unreachable;
+  if (code === 'ERR_CLIENT_TIMEOUT' || code === 'ERR_CLIENT_ABORTED') return EXIT_STATUS.timeout;
+  if (code === 'ERR_CLIENT_OPTIONS_INVALID') return EXIT_STATUS.usage;
+  if (code === 'ERR_INTERNAL') return EXIT_STATUS.refused;
+  return /^ERR_(ATTESTATION|CLIENT|RECEIPT|DECRYPT)_?/.test(code) ? EXIT_STATUS.refused : EXIT_STATUS.usage;
+}
+
+/**
+ * One line on stderr: `error: CODE: message`, or with --json one object
+ * `{"error":{"code","message"}}`. Unknown errors are ERR_INTERNAL with their message only.
+ */
+export function failureOutput(error: unknown, json: boolean): CommandOutput {
+  const code = isNitroInferError(error) ? error.code : 'ERR_INTERNAL';
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    exitCode: exitStatusFor(code),
+    stderr: json ? JSON.stringify({ error: { code, message } }) : `error: ${code}: ${message}`,
+  };
 }
 
 export { HELP, SIM_HELP };

@@ -20,7 +20,9 @@ ${CLIENT_FLAGS_HELP}
   --json                    print one JSON object
   -h, --help                show this help
 
-Exit status: 0 verified, 1 refused (the error code is printed), 2 usage or input error.`;
+Exit status: 0 verified, 1 refused (the error code is printed), 2 usage or input error,
+3 endpoint unreachable, 4 --timeout passed. With --json, errors are {"error":{"code","message"}}
+on stderr.`;
 
 export const INFER_HELP = `Usage: nitro-infer infer --endpoint <url> --model <name> --input <file|-> (--pcrs <file> | --expect-pcr <i>=<hex>) [options]
 
@@ -33,8 +35,11 @@ Options:
   --input <file|->          the V2 request JSON
   --receipt <file>          save the verified receipt (JSON with the encoded receipt)
 ${CLIENT_FLAGS_HELP}
-  --json                    print the response as compact JSON
-  -h, --help                show this help`;
+  --json                    print the response as compact JSON (and errors as one JSON object)
+  -h, --help                show this help
+
+Exit status: 0 answered, 1 refused, 2 usage, input or a service error, 3 endpoint unreachable,
+4 --timeout passed.`;
 
 function parse(
   args: readonly string[],
