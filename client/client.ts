@@ -23,6 +23,7 @@ import { RECEIPT_HEADER, verifyReceipt } from '../shared/receipts.ts';
 import type { Receipt } from '../shared/receipts.ts';
 import { acceptAttestation } from './attestation.ts';
 import type { Attestation } from './attestation.ts';
+import { AttestationCache } from './attestation-cache.ts';
 import { resolvePolicy } from './policy.ts';
 import type { ClientPolicy, ResolvedPolicy } from './policy.ts';
 import { CallContext, checkCallOptions, isOhttpKeyProblem, outerError, send } from './transport.ts';
@@ -52,13 +53,6 @@ export interface InferenceResult {
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
 
-/** An attestation in progress, shared by every call that needs one meanwhile. */
-interface Flight {
-  readonly promise: Promise<Attestation>;
-  readonly controller: AbortController;
-  waiters: number;
-}
-
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
 export class NitroInferClient {
@@ -68,8 +62,7 @@ export class NitroInferClient {
   readonly #clock: () => number;
   readonly #timeoutMs: number | undefined;
   readonly #signal: AbortSignal | undefined;
-  #attestation: Attestation | undefined;
-  #flight: Flight | undefined;
+  readonly #attestations: AttestationCache;
 
   constructor(options: ClientOptions) {
     checkCallOptions(options, 'options');
@@ -79,11 +72,17 @@ export class NitroInferClient {
     this.#clock = options.clock ?? Date.now;
     this.#timeoutMs = options.timeoutMs;
     this.#signal = options.signal;
+    this.#attestations = new AttestationCache({
+      fetchOne: (context) => this.#attestOnce(context),
+      clientSignal: this.#signal,
+      clock: this.#clock,
+      reattestAfterMs: this.#policy.reattestAfterMs,
+    });
   }
 
   /** The last verified attestation, if any. */
   get attestation(): Attestation | undefined {
-    return this.#attestation;
+    return this.#attestations.latest;
   }
 
   /**
@@ -92,7 +91,7 @@ export class NitroInferClient {
    * Calls made while one is in flight share it (one request, one verification).
    */
   async attest(options?: CallOptions): Promise<Attestation> {
-    return this.#attestShared(this.#context(options));
+    return this.#attestations.fresh(this.#context(options));
   }
 
   /** Runs `POST /v2/models/{model}/infer` end to end encrypted; returns outputs and the verified receipt. */
@@ -154,54 +153,11 @@ export class NitroInferClient {
     return new CallContext(options?.timeoutMs ?? this.#timeoutMs, [this.#signal, options?.signal]);
   }
 
-  /**
-   * Joins the attestation in flight, or starts one. The flight itself has no deadline of its own:
-   * each caller waits under its own, and when the last one has given up the flight is aborted, so
-   * one caller's short timeout never fails another's call.
-   */
-  async #attestShared(context: CallContext): Promise<Attestation> {
-    // A call that has already ended must not start (or keep alive) an attestation.
-    context.check();
-    let flight = this.#flight;
-    if (flight === undefined) {
-      const controller = new AbortController();
-      const promise = this.#attestOnce(new CallContext(undefined, [this.#signal, controller.signal])).finally(
-        () => {
-          if (this.#flight === flight) this.#flight = undefined;
-        },
-      );
-      // Every waiter may have left; the outcome then has nobody to go to.
-      promise.catch(() => {});
-      flight = { promise, controller, waiters: 0 };
-      this.#flight = flight;
-    }
-    flight.waiters++;
-    try {
-      return await context.race(flight.promise);
-    } finally {
-      flight.waiters--;
-      if (flight.waiters === 0 && this.#flight === flight) {
-        this.#flight = undefined;
-        flight.controller.abort();
-      }
-    }
-  }
-
   async #attestOnce(context: CallContext): Promise<Attestation> {
     const nonce = new Uint8Array(randomBytes(32));
     const reply = await this.#getJson(`/v1/attestation?nonce=${Buffer.from(nonce).toString('hex')}`, context);
     context.check();
-    const attestation = acceptAttestation(reply, nonce, this.#policy, this.#clock());
-    this.#attestation = attestation;
-    return attestation;
-  }
-
-  /** A usable attestation: the cached one unless it aged out or does not know `model`. */
-  async #current(context: CallContext, model?: string): Promise<Attestation> {
-    const cached = this.#attestation;
-    const fresh = cached !== undefined && this.#clock() - cached.verifiedAt < this.#policy.reattestAfterMs;
-    const knows = model === undefined || cached?.models.some((entry) => entry.name === model) === true;
-    return fresh && knows ? cached : this.#attestShared(context);
+    return acceptAttestation(reply, nonce, this.#policy, this.#clock());
   }
 
   /**
@@ -235,7 +191,7 @@ export class NitroInferClient {
       }
       return attestation;
     };
-    let attestation = attested(await this.#current(context, model));
+    let attestation = attested(await this.#attestations.usable(context, model));
     for (let attempt = 0; ; attempt++) {
       // The Date lets the enclave bound how long it remembers requests against replay (RFC 9458
       // section 6.5.1). Every attempt is a fresh encapsulation, so a fresh `enc`: the SDK never
@@ -272,11 +228,11 @@ export class NitroInferClient {
           );
         }
         // Another call may already have re-attested since this one sealed its request.
-        const cached = this.#attestation;
+        const cached = this.#attestations.latest;
         attestation = attested(
           cached !== undefined && !same(cached.keyConfigBytes, refused)
             ? cached
-            : await this.#attestShared(context),
+            : await this.#attestations.fresh(context),
         );
         if (same(attestation.keyConfigBytes, refused)) {
           throw new ClientError(
