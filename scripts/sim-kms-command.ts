@@ -3,10 +3,9 @@
  * the printed CA). Prints one JSON line `{ endpoint, caCertPath, region, accessKeyId,
  * secretAccessKey }` and serves until interrupted.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { certificatePemToDer } from '../shared/attestation/index.ts';
+import { rootsFromFiles } from './attest-verify.ts';
 import { CliError } from '../shared/errors.ts';
 import { SimulatedNitroPki } from '../sim/index.ts';
 import { KmsSimulator } from '../sim/kms/kms-simulator.ts';
@@ -22,8 +21,8 @@ Options:
   --listen <host:port>       address to listen on (port 0 picks a free one; default 127.0.0.1:0)
   --state <dir>              keys, credentials and the TLS CA persist here (required)
   --region <region>          default us-east-1
-  --attestation-root <pem>   trust this Nitro root for Recipient documents (repeatable); by default
-                             the simulated root in <dir>/pki.json (created if absent)
+  --attestation-root <file>  trust this Nitro root (PEM or DER) for Recipient documents (repeatable);
+                             by default the simulated root in <dir>/pki.json (created if absent)
   -h, --help                 show this help`;
 
 /** Starts the simulator; resolves when it has stopped. */
@@ -57,14 +56,8 @@ export async function simKms(
   if (match === null) throw new CliError('ERR_CLI_USAGE', '--listen takes <host>:<port>');
   const stateDirectory = path.resolve(values.state);
 
-  const roots: Uint8Array[] = [];
-  for (const file of values['attestation-root'] ?? []) {
-    try {
-      roots.push(certificatePemToDer(await readFile(file, 'utf8')));
-    } catch {
-      throw new CliError('ERR_CLI_INPUT', `${file} is not a readable PEM certificate`);
-    }
-  }
+  // PEM (one or a bundle) or DER, as every other --root flag takes them.
+  const roots = await rootsFromFiles(values['attestation-root'] ?? []);
   if (roots.length === 0)
     roots.push((await SimulatedNitroPki.openOrCreate(path.join(stateDirectory, 'pki.json'))).rootCertificate);
 
