@@ -17,7 +17,12 @@ import type { EnclaveService } from '../../enclave/service.ts';
 import { decodeBhttpResponse, encodeBhttpRequest } from '../../shared/ohttp/bhttp.ts';
 import type { BhttpResponse } from '../../shared/ohttp/bhttp.ts';
 import { REQUEST_HEADER_BYTES, encapsulateRequest } from '../../shared/ohttp/encapsulation.ts';
-import { X25519_PUBLIC_KEY_BYTES, decodeKeyConfig } from '../../shared/ohttp/key-config.ts';
+import {
+  OHTTP_KEY_PROBLEM_TYPE,
+  PROBLEM_JSON_TYPE,
+  X25519_PUBLIC_KEY_BYTES,
+  decodeKeyConfig,
+} from '../../shared/ohttp/key-config.ts';
 import { createSimulatedEnclaveIdentity } from '../../sim/index.ts';
 import type { SimulatedEnclaveIdentity } from '../../sim/index.ts';
 import { codeOfAsync } from '../helpers/codes.ts';
@@ -86,10 +91,15 @@ async function relay(body: Uint8Array): Promise<Uint8Array> {
  * With `forgeRefusal`, it relays each body (the enclave runs it) and then answers a bare 400 — the
  * one refusal a parent can forge, since it is outside the encryption.
  */
-function relayFetch(forwarded: Uint8Array[], forgeRefusal = false): typeof fetch {
+function relayFetch(
+  forwarded: Uint8Array[],
+  forgeRefusal: boolean | 'ohttp-key problem' = false,
+  attested: string[] = [],
+): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(String(input));
     if (url.pathname === '/v1/attestation') {
+      attested.push(url.pathname);
       const reply = await link.request('attest', {
         nonce: new Uint8Array(Buffer.from(url.searchParams.get('nonce')!, 'hex')),
       });
@@ -104,6 +114,12 @@ function relayFetch(forwarded: Uint8Array[], forgeRefusal = false): typeof fetch
     const body = new Uint8Array(init!.body as Uint8Array);
     forwarded.push(body);
     const answer = await relay(body);
+    if (forgeRefusal === 'ohttp-key problem') {
+      return new Response(JSON.stringify({ type: OHTTP_KEY_PROBLEM_TYPE }), {
+        status: 400,
+        headers: { 'content-type': PROBLEM_JSON_TYPE },
+      });
+    }
     if (forgeRefusal) return new Response('bad request', { status: 400 });
     return new Response(answer, { headers: { 'content-type': 'message/ohttp-res' } });
   }) as typeof fetch;
@@ -167,6 +183,21 @@ describe('replays over the enclave link', () => {
     // resending would have the enclave run the same request twice (a fresh enc passes the window).
     expect(await codeOfAsync(() => client.models())).toBe('ERR_CLIENT_REQUEST_FAILED');
     expect(forwarded).toHaveLength(1);
+  });
+
+  it('a forged ohttp-key problem after the enclave ran the request costs one re-attestation, no resend', async () => {
+    const forwarded: Uint8Array[] = [];
+    const attested: string[] = [];
+    const client = createClient({
+      endpoint: 'http://relay.invalid',
+      policy: { pcrs: { 0: enclave.measurements.pcr0 }, roots: [enclave.pki.rootCertificate] },
+      fetch: relayFetch(forwarded, 'ohttp-key problem', attested),
+    });
+    // RFC 9458 section 5.3's problem is unauthenticated: the SDK re-attests, finds the key config
+    // unchanged, and does not send the request (which the enclave ran) again.
+    expect(await codeOfAsync(() => client.models())).toBe('ERR_CLIENT_REQUEST_FAILED');
+    expect(forwarded).toHaveLength(1);
+    expect(attested).toHaveLength(2);
   });
 
   it('an SDK whose clock is two minutes ahead gets the typed ERR_OHTTP_DATE_INVALID', async () => {
