@@ -1,8 +1,10 @@
 /**
  * `npm run release`: the parent's release artifact, build/release/nitro-infer.tgz, in exactly the
  * layout the instance user data unpacks into /opt/nitro-infer (infra/stack.ts bootCommands): the
- * runtime sources at the archive's root (bin/, parent/, scripts/deploy/…, no tests), and
- * node_modules with the production dependencies only — those package-lock.json does not mark
+ * compiled server (dist/, written by `node scripts/build.mjs --server`, which `npm run release` runs
+ * first), bin/ and scripts/deploy/ at the archive's root — no TypeScript sources, so bin/ runs dist/
+ * and never looks for tsx, a development dependency — and node_modules with the production
+ * dependencies only — those package-lock.json does not mark
  * `dev` — taken from this checkout's `npm ci`, so nothing is downloaded. onnxruntime-node keeps only
  * its linux-x64 binaries (no GPU libraries are ever downloaded: .npmrc skips install scripts).
  *
@@ -19,16 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
 
-/** The runtime part of the checkout (git-tracked files under these paths). */
+/** The runtime part of the checkout (git-tracked files under these paths), beside dist/. */
 export const RELEASE_SOURCES = [
   'bin',
-  'client',
-  'enclave',
-  'parent',
-  'scripts',
-  'shared',
-  'sim',
-  'transport',
+  'scripts/deploy',
   'package.json',
   'package-lock.json',
   'tsconfig.json',
@@ -84,7 +80,8 @@ export function productionPackages(root: string): string[] {
   const packages: string[] = [];
   const missing: string[] = [];
   for (const [key, meta] of Object.entries(lock.packages ?? {})) {
-    if (!key.startsWith('node_modules/') || meta.dev === true) continue;
+    // Links are workspace packages (the client's), which the compiled server does not import.
+    if (!key.startsWith('node_modules/') || meta.dev === true || meta.link === true) continue;
     if (existsSync(path.join(root, key))) packages.push(key);
     // Optional packages for other platforms (another esbuild binary) are absent by design.
     else if (meta.optional !== true) missing.push(key);
@@ -105,9 +102,18 @@ export function releaseFiles(root: string): string[] {
     .toString('utf8')
     .split('\0')
     .filter((file) => file.length > 0 && existsSync(path.join(root, file)));
+  if (!existsSync(path.join(root, 'dist', 'scripts', 'main.js'))) {
+    throw new Error('dist/ is missing: run `node scripts/build.mjs --server` first (npm run release does)');
+  }
+  const compiled: string[] = [];
+  walk(root, 'dist', compiled);
   const modules: string[] = [];
   for (const key of productionPackages(root)) walk(root, key, modules);
-  const files = [...tracked, ...modules.filter((file) => !PRUNED.some((pattern) => pattern.test(file)))];
+  const files = [
+    ...tracked,
+    ...compiled,
+    ...modules.filter((file) => !PRUNED.some((pattern) => pattern.test(file))),
+  ];
   if (!files.some((file) => file.startsWith('node_modules/onnxruntime-node/bin/napi-v6/linux/x64/'))) {
     throw new Error('onnxruntime-node has no linux-x64 binary in node_modules');
   }

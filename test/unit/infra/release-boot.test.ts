@@ -7,7 +7,7 @@
  * the instance waits for it. Only the parent's config is provided beforehand (the production one
  * needs vsock and Secrets Manager; build-and-deploy-scripts.test.ts checks what install-parent writes).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -109,9 +109,13 @@ fi`,
     retrySeconds: 1,
   }).join('\n');
   await mkdir(path.dirname(installDir), { recursive: true });
+  // The instance runs the archive's compiled dist/, never the sources under test (vitest.config.ts
+  // sets NITRO_INFER_FROM_SOURCE for the other tests' children; the archive has no tsx).
+  const inherited = { ...process.env };
+  delete inherited.NITRO_INFER_FROM_SOURCE;
   const child = spawn('bash', ['-c', script], {
     env: {
-      ...process.env,
+      ...inherited,
       PATH: `${path.join(directory, 'bin')}${path.delimiter}${process.env.PATH}`,
       NITRO_ENCLAVES_ETC: path.join(directory, 'etc-ne'),
       NITRO_INFER_ETC: etc,
@@ -123,7 +127,11 @@ fi`,
   child.stderr.on('data', (chunk: Buffer) => (boot.output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
 
-  // The instance is up before the release is: it waits, then takes it.
+  // The instance is up before the release is: it waits, then takes it. The release ships dist/,
+  // built here as `npm run release` builds it.
+  execFileSync(process.execPath, [path.join(PROJECT_ROOT, 'scripts', 'build.mjs'), '--server'], {
+    cwd: PROJECT_ROOT,
+  });
   const release = await buildRelease({
     root: PROJECT_ROOT,
     output: path.join(directory, 'out', 'nitro-infer.tgz'),
