@@ -9,7 +9,8 @@
  */
 import { isNitroInferError } from '../../shared/errors.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
-import { parseInferenceRequest } from '../../shared/inference/v2.ts';
+import { parseInferenceRequest, SERVER_PARAMETERS } from '../../shared/inference/v2.ts';
+import type { V2InferenceRequest, V2InferenceResponse } from '../../shared/inference/v2.ts';
 import { decodeBhttpRequest, encodeBhttpResponse } from '../../shared/ohttp/bhttp.ts';
 import type { BhttpRequest, BhttpResponse, Field } from '../../shared/ohttp/bhttp.ts';
 import { paddedLength } from '../../shared/ohttp/padding.ts';
@@ -17,13 +18,8 @@ import { RECEIPT_HEADER, sha256, signReceipt } from '../../shared/receipts.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import type { ModelManager } from '../models/model-manager.ts';
 import type { OhttpKeys, ReceiptKey } from './ohttp-keys.ts';
+import { answerMetadataRoute, findModel, InnerError, json, jsonValue, matchRoute } from './routes.ts';
 import type { ReplayWindow } from './replay-window.ts';
-
-/** Model names as they appear in paths (the parent's admin API uses the same pattern). */
-const MODEL_NAME = '[A-Za-z0-9][A-Za-z0-9._-]{0,127}';
-const INFER_PATH = new RegExp(`^/v2/models/(${MODEL_NAME})/infer$`);
-const MODEL_PATH = new RegExp(`^/v2/models/(${MODEL_NAME})$`);
-const READY_PATH = new RegExp(`^/v2/models/(${MODEL_NAME})/ready$`);
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_BHTTP_MALFORMED: 400,
@@ -36,16 +32,6 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_MODEL_NOT_READY: 503,
   ERR_INFERENCE_FAILED: 500,
 };
-
-class InnerError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface InferenceGatewayOptions {
   readonly keys: OhttpKeys;
@@ -88,75 +74,63 @@ export class InferenceGateway {
   }
 
   async #route(request: BhttpRequest, keyConfig: Uint8Array, receipts: ReceiptKey): Promise<BhttpResponse> {
-    const { models, pool } = this.#options;
-    const path = request.path.split('?')[0] ?? '';
-    const infer = INFER_PATH.exec(path);
-    if (infer !== null) {
-      if (request.method !== 'POST') throw new InnerError(405, 'ERR_HTTP_BAD_REQUEST', 'use POST');
-      const contentType = header(request.headers, 'content-type')?.split(';')[0]?.trim();
-      if (contentType !== 'application/json') {
-        throw new InnerError(415, 'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
-      }
-      const name = infer[1] as string;
-      const model = models.list().find((entry) => entry.identity.name === name);
-      if (model === undefined)
-        throw new InnerError(404, 'ERR_MODEL_NOT_FOUND', `model ${name} is not loaded`);
-      let body: unknown;
-      try {
-        body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request.content));
-      } catch {
-        throw new InnerError(400, 'ERR_INFERENCE_INPUT_INVALID', 'the body is not JSON');
-      }
-      const result = await pool.infer(name, parseInferenceRequest(body));
-      const content = new TextEncoder().encode(JSON.stringify(result));
-      const receipt = signReceipt(
-        {
-          model: name,
-          sha384: model.identity.sha384,
-          requestSha256: sha256(request.content),
-          responseSha256: sha256(content),
-          time: (this.#options.clock ?? Date.now)(),
-          keyConfigSha256: sha256(keyConfig),
-        },
-        receipts.privateKey,
-      );
-      return json(200, content, [[RECEIPT_HEADER, receipt]]);
+    const route = matchRoute(request.method, request.path);
+    if (route.kind !== 'infer') return answerMetadataRoute(route, this.#options.models);
+    const { pool } = this.#options;
+    const contentType = header(request.headers, 'content-type')?.split(';')[0]?.trim();
+    if (contentType !== 'application/json') {
+      throw new InnerError(415, 'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
     }
-    if (request.method !== 'GET') throw new InnerError(405, 'ERR_HTTP_BAD_REQUEST', 'use GET');
-    if (path === '/v2/models') {
-      return jsonValue(200, { models: models.list().map((entry) => ({ ...entry.identity, ready: true })) });
+    const name = route.name;
+    const model = findModel(this.#options.models, name, route.version);
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request.content));
+    } catch {
+      throw new InnerError(400, 'ERR_INFERENCE_INPUT_INVALID', 'the body is not JSON');
     }
-    const ready = READY_PATH.exec(path);
-    const metadata = MODEL_PATH.exec(path);
-    const name = ready?.[1] ?? metadata?.[1];
-    const model = models.list().find((entry) => entry.identity.name === name);
-    if (name !== undefined && model === undefined)
-      throw new InnerError(404, 'ERR_MODEL_NOT_FOUND', `model ${name} is not loaded`);
-    if (ready !== null && model !== undefined)
-      return jsonValue(200, { name: model.identity.name, ready: true });
-    if (metadata !== null && model !== undefined) {
-      return jsonValue(200, { ...model.metadata, sha384: model.identity.sha384 });
-    }
-    throw new InnerError(404, 'ERR_HTTP_NOT_FOUND', 'no such route');
+    const parsed = parseInferenceRequest(body);
+    const result = withRequestEcho(await pool.infer(name, parsed), parsed, model.identity.sha384);
+    const content = new TextEncoder().encode(JSON.stringify(result));
+    const receipt = signReceipt(
+      {
+        model: name,
+        sha384: model.identity.sha384,
+        requestSha256: sha256(request.content),
+        responseSha256: sha256(content),
+        time: (this.#options.clock ?? Date.now)(),
+        keyConfigSha256: sha256(keyConfig),
+      },
+      receipts.privateKey,
+    );
+    return json(200, content, [[RECEIPT_HEADER, receipt]]);
   }
+}
+
+/**
+ * The response as the protocol has it: `model_version` is the digest that served it, `id` is the
+ * request's, and the request's `parameters` come back (all but those the server itself acts on),
+ * so a client's correlation data survives the round trip.
+ */
+function withRequestEcho(
+  response: V2InferenceResponse,
+  request: V2InferenceRequest,
+  version: string,
+): V2InferenceResponse {
+  const parameters = Object.fromEntries(
+    Object.entries(request.parameters ?? {}).filter(([key]) => !SERVER_PARAMETERS.has(key)),
+  );
+  return {
+    model_name: response.model_name,
+    model_version: version,
+    ...(request.id === undefined ? {} : { id: request.id }),
+    ...(Object.keys(parameters).length === 0 ? {} : { parameters }),
+    outputs: response.outputs,
+  };
 }
 
 function header(fields: readonly Field[], name: string): string | undefined {
   return fields.find(([fieldName]) => fieldName === name)?.[1];
-}
-
-function json(status: number, content: Uint8Array, extra: readonly Field[] = []): BhttpResponse {
-  return {
-    informational: [],
-    status,
-    headers: [['content-type', 'application/json'], ...extra],
-    content,
-    trailers: [],
-  };
-}
-
-function jsonValue(status: number, value: unknown, extra: readonly Field[] = []): BhttpResponse {
-  return json(status, new TextEncoder().encode(JSON.stringify(value)), extra);
 }
 
 /** Errors after decapsulation, as KServe-style JSON inside the encryption. */

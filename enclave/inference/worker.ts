@@ -52,7 +52,7 @@ async function load(
   try {
     metadata = {
       name,
-      platform: 'onnxruntime_onnx',
+      platform: 'onnx_onnxv1',
       inputs: session.inputMetadata.map((input) =>
         tensorMetadata(
           input.name,

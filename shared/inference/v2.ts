@@ -26,6 +26,18 @@ export type V2Datatype = keyof typeof V2_TO_ONNX_TYPE;
 /** ONNX Runtime tensor types nitro-infer maps. */
 export type OnnxTensorType = (typeof V2_TO_ONNX_TYPE)[V2Datatype];
 
+/** `GET /v2` server metadata: the name and version of this server. */
+export const SERVER_NAME = 'nitro-infer';
+/** The package version (a unit test keeps it equal to package.json's). */
+export const SERVER_VERSION = '0.1.0';
+/**
+ * Protocol extensions the gateway implements, as `GET /v2` lists them. `binary_tensor_data` joins
+ * once the gateway's infer path takes binary bodies.
+ */
+export const SERVER_EXTENSIONS: readonly string[] = [];
+/** Request-level parameters the server acts on itself; every other one is echoed in the response. */
+export const SERVER_PARAMETERS: ReadonlySet<string> = new Set(['binary_data_output']);
+
 /** Most inputs one request may carry. */
 export const MAX_INPUTS = 64;
 /** Most dimensions of one tensor. */
@@ -55,6 +67,7 @@ export interface V2InferenceResponse {
   readonly model_name: string;
   readonly model_version?: string;
   readonly id?: string;
+  readonly parameters?: Readonly<Record<string, unknown>>;
   readonly outputs: readonly V2Tensor[];
 }
 
@@ -69,7 +82,7 @@ export interface TensorMetadata {
 export interface V2ModelMetadata {
   readonly name: string;
   readonly versions?: readonly string[];
-  readonly platform: 'onnxruntime_onnx';
+  readonly platform: 'onnx_onnxv1';
   readonly inputs: readonly TensorMetadata[];
   readonly outputs: readonly TensorMetadata[];
 }

@@ -61,7 +61,7 @@ function modelFor(
 ): V2ModelMetadata {
   return {
     name: 'm',
-    platform: 'onnxruntime_onnx',
+    platform: 'onnx_onnxv1',
     inputs: inputs.map(({ name, datatype, shape }) => ({
       name,
       datatype,

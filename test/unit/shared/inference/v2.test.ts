@@ -26,7 +26,7 @@ function request(datatype: string, shape: unknown, data: unknown, name = 'x'): u
 function model(datatype: V2Datatype, shape: number[], name = 'x'): V2ModelMetadata {
   return {
     name: 'm',
-    platform: 'onnxruntime_onnx',
+    platform: 'onnx_onnxv1',
     inputs: [{ name, datatype, shape }],
     outputs: [{ name: 'y', datatype, shape }],
   };
