@@ -51,6 +51,36 @@ export interface InferenceResult {
   readonly receiptEncoded: string;
 }
 
+/** One inner HTTP request as {@link NitroInferClient.forward} sends it. */
+export interface ForwardRequest {
+  readonly method: string;
+  /** The inner path, e.g. `/v2/models/dense/infer`. */
+  readonly path: string;
+  /**
+   * Inner request headers that describe the body (lower-case names), e.g. `content-type` and
+   * `inference-header-content-length`. Default, with a body: `content-type: application/json`.
+   */
+  readonly headers?: readonly (readonly [string, string])[];
+  readonly body?: Uint8Array;
+  /** The model the path names: re-attests when unseen, honours the policy's pins. */
+  readonly model?: string;
+  /** Refuse, before sending, a model no attestation lists (inference). */
+  readonly requireAttested?: boolean;
+  /** Refuse a 200 answer that carries no receipt (inference). */
+  readonly requireReceipt?: boolean;
+}
+
+/** The enclave's answer to a forwarded request, whatever its status. */
+export interface ForwardResult {
+  readonly status: number;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly content: Uint8Array;
+  readonly attestation: Attestation;
+  /** Present when the answer carried a receipt, which then verified. */
+  readonly receipt?: Receipt;
+  readonly receiptEncoded?: string;
+}
+
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
@@ -127,6 +157,47 @@ export class NitroInferClient {
     return { response: result, receipt, receiptEncoded: encoded };
   }
 
+  /**
+   * Sends one inner HTTP request as given (method, path, content type, body bytes) end to end
+   * encrypted and returns the enclave's answer whatever its status, so a relay such as
+   * `nitro-infer proxy` passes bodies through byte for byte. A receipt, when present, is verified
+   * against the request and response bytes, the attested receipt key and the model's digest.
+   */
+  async forward(request: ForwardRequest, options?: CallOptions): Promise<ForwardResult> {
+    const body = request.body ?? new Uint8Array(0);
+    const { response, attestation } = await this.#send(
+      request.method,
+      request.path,
+      body,
+      options,
+      request.model,
+      request.requireAttested === true,
+      request.headers,
+      true,
+    );
+    const result = {
+      status: response.status,
+      headers: response.headers,
+      content: response.content,
+      attestation,
+    };
+    const encoded = response.headers.find(([name]) => name === RECEIPT_HEADER)?.[1];
+    if (encoded === undefined) {
+      if (request.requireReceipt === true && response.status === 200)
+        throw new ClientError('ERR_RECEIPT_INVALID', 'the response carries no receipt');
+      return result;
+    }
+    const identity = attestation.models.find((entry) => entry.name === request.model);
+    const receipt = verifyReceipt(encoded, attestation.receiptKey, {
+      ...(request.model === undefined ? {} : { model: request.model }),
+      ...(identity === undefined ? {} : { sha384: identity.sha384 }),
+      request: body,
+      response: response.content,
+      keyConfig: attestation.keyConfigBytes,
+    });
+    return { ...result, receipt, receiptEncoded: encoded };
+  }
+
   /** `GET /v2/models/{model}` through the encrypted channel. */
   async metadata(model: string, options?: CallOptions): Promise<V2ModelMetadata & { sha384: string }> {
     const { response } = await this.#send(
@@ -172,6 +243,8 @@ export class NitroInferClient {
     options: CallOptions | undefined,
     model?: string,
     requireAttested = false,
+    bodyHeaders?: readonly (readonly [string, string])[],
+    anyStatus = false,
   ) {
     const context = this.#context(options);
     const attested = (attestation: Attestation) => {
@@ -197,7 +270,9 @@ export class NitroInferClient {
       // section 6.5.1). Every attempt is a fresh encapsulation, so a fresh `enc`: the SDK never
       // sends one `enc` twice, and the enclave refuses any `enc` it has already answered.
       const headers: [string, string][] = [['date', new Date(this.#clock()).toUTCString()]];
-      if (content.byteLength > 0) headers.push(['content-type', 'application/json']);
+      if (bodyHeaders !== undefined)
+        headers.push(...bodyHeaders.map(([name, value]): [string, string] => [name, value]));
+      else if (content.byteLength > 0) headers.push(['content-type', 'application/json']);
       const message = encodeBhttpRequest({
         method,
         scheme: 'https',
@@ -247,7 +322,7 @@ export class NitroInferClient {
       }
       context.check();
       const response = decodeBhttpResponse(opener.open(bytes));
-      if (response.status !== 200) throw innerError(response);
+      if (response.status !== 200 && !anyStatus) throw innerError(response);
       return { response, attestation };
     }
   }

@@ -1,5 +1,12 @@
 export { createClient, NitroInferClient } from './client.ts';
-export type { Attestation, CallOptions, ClientOptions, InferenceResult } from './client.ts';
+export type {
+  Attestation,
+  CallOptions,
+  ClientOptions,
+  ForwardRequest,
+  ForwardResult,
+  InferenceResult,
+} from './client.ts';
 export { resolvePolicy, DEFAULT_MAX_AGE_MS, DEFAULT_REATTEST_AFTER_MS } from './policy.ts';
 export type { ClientPolicy, PcrSource, ResolvedPolicy } from './policy.ts';
 export { verifyReceipt, RECEIPT_HEADER } from '../shared/receipts.ts';
