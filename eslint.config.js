@@ -135,6 +135,16 @@ export default tseslint.config(
     },
   },
   {
+    // The local proxy is a client: it reaches the enclave only through the SDK.
+    files: ['proxy/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        forbid(['enclave', 'parent', 'scripts', 'sim', 'test', 'transport'], ['fastify', 'onnxruntime-node']),
+      ],
+    },
+  },
+  {
     files: ['transport/**/*.ts'],
     rules: {
       'no-restricted-imports': [

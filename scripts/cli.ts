@@ -37,6 +37,8 @@ Commands:
   attest                   verify the enclave behind an endpoint (fresh nonce, PCRs, bindings)
   attest verify <file|->   verify an attestation document offline
   infer                    one end-to-end encrypted V2 inference, receipt verified
+  proxy                    a local Open Inference Protocol server that attests and encrypts
+  receipts verify <file>   check a proxy's receipt log offline
   seal <model.onnx>        encrypt a model for the enclave (KMS + Encryption SDK), optionally to S3
   models list|load|unload  the parent's admin API
   build-eif                the enclave image and its PCRs (docker + nitro-cli)
@@ -92,6 +94,14 @@ export async function run(args: readonly string[], stdin: () => Promise<Buffer>)
         }
       case 'infer':
         return await (await import('./remote-commands.ts')).infer(rest, stdin);
+      case 'proxy': {
+        // Loaded on demand: the other verbs need no HTTP server.
+        const { proxyCommand } = await import('./proxy-command.ts');
+        const print = (line: string) => process.stdout.write(`${line}\n`);
+        return { exitCode: await proxyCommand(rest, print, interrupted()) };
+      }
+      case 'receipts':
+        return await (await import('./receipts-command.ts')).receipts(rest);
       case 'seal':
         return await (await import('./seal-command.ts')).seal(rest);
       case 'models':

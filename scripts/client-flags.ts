@@ -35,7 +35,10 @@ export interface ClientFlagValues {
 }
 
 /** Builds an SDK client from the flags; refuses to run without pinned PCRs. */
-export async function clientFromFlags(values: ClientFlagValues): Promise<NitroInferClient> {
+export async function clientFromFlags(
+  values: ClientFlagValues,
+  transport: { readonly fetch?: typeof fetch } = {},
+): Promise<NitroInferClient> {
   const endpoint = values.endpoint ?? process.env.NITRO_INFER_ENDPOINT;
   if (endpoint === undefined || !/^https?:\/\//.test(endpoint)) {
     throw new CliError('ERR_CLI_USAGE', '--endpoint <http(s)://host:port> is required');
@@ -55,5 +58,6 @@ export async function clientFromFlags(values: ClientFlagValues): Promise<NitroIn
     endpoint,
     policy,
     ...(values.timeout === undefined ? {} : { timeoutMs: parseDuration(values.timeout) }),
+    ...(transport.fetch === undefined ? {} : { fetch: transport.fetch }),
   });
 }

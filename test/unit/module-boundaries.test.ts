@@ -26,6 +26,10 @@ const RULES: Record<string, { folders: string[]; packages: string[] }> = {
   },
   parent: { folders: ['enclave', 'client', 'scripts', 'sim', 'test'], packages: ['onnxruntime-node'] },
   client: { folders: ['enclave', 'parent', 'scripts', 'sim', 'test', 'transport'], packages: ['fastify'] },
+  proxy: {
+    folders: ['enclave', 'parent', 'scripts', 'sim', 'test', 'transport'],
+    packages: ['fastify', 'onnxruntime-node'],
+  },
   transport: {
     folders: ['enclave', 'parent', 'client', 'scripts', 'sim', 'test'],
     packages: ['fastify', 'onnxruntime-node'],
