@@ -1,0 +1,153 @@
+/**
+ * The proxy's own decisions, with a stand-in SDK client: nothing is forwarded before an attestation
+ * passes (and the ready route says why it did not); an answer whose receipt does not verify is
+ * withheld; only /v2 is served; the verb refuses a non-loopback address unless told.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Attestation, ForwardRequest, NitroInferClient } from '../../../client/index.ts';
+import { startProxy } from '../../../proxy/proxy-server.ts';
+import type { RunningProxy } from '../../../proxy/proxy-server.ts';
+import { isLoopback, parseListen, proxyCommand } from '../../../scripts/proxy-command.ts';
+import { AttestationError, ClientError } from '../../../shared/errors.ts';
+import { codeOfAsync } from '../../helpers/codes.ts';
+
+const ATTESTATION = { moduleId: 'i-0-enc0', verifiedAt: 1, models: [] } as unknown as Attestation;
+const SECRET = 'canary-7f3a';
+
+function fakeClient(options: {
+  attest: () => Promise<Attestation>;
+  forward?: (request: ForwardRequest) => Promise<never>;
+}) {
+  const forwarded: ForwardRequest[] = [];
+  const client = {
+    attest: options.attest,
+    forward: async (request: ForwardRequest) => {
+      forwarded.push(request);
+      if (options.forward !== undefined) return options.forward(request);
+      return {
+        status: 200,
+        headers: [['content-type', 'application/json']],
+        content: new TextEncoder().encode('{}'),
+        attestation: ATTESTATION,
+      };
+    },
+  } as unknown as NitroInferClient;
+  return { client, forwarded };
+}
+
+let proxy: RunningProxy | undefined;
+afterEach(async () => {
+  await proxy?.close();
+  proxy = undefined;
+});
+
+const post = (url: string, body: unknown) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+describe('the local proxy', () => {
+  it('forwards nothing while the attestation fails, and says why on /v2/health/ready', async () => {
+    let attempts = 0;
+    const { client, forwarded } = fakeClient({
+      attest: async () => {
+        attempts++;
+        throw new AttestationError('ERR_ATTESTATION_PCR_MISMATCH', 'PCR0 differs');
+      },
+    });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    const ready = await fetch(`${proxy.url}/v2/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({
+      ready: false,
+      attested: false,
+      code: 'ERR_ATTESTATION_PCR_MISMATCH',
+    });
+    const infer = await post(`${proxy.url}/v2/models/m/infer`, { inputs: [] });
+    expect(infer.status).toBe(503);
+    expect(await infer.json()).toMatchObject({
+      code: 'ERR_ATTESTATION_PCR_MISMATCH',
+      error: expect.stringMatching(/nothing was forwarded/),
+    });
+    expect(forwarded).toHaveLength(0);
+    // Each refused call tried again: a fixed enclave is picked up without a restart.
+    expect(attempts).toBeGreaterThanOrEqual(3);
+    expect((await fetch(`${proxy.url}/v2/health/live`)).status).toBe(200);
+  });
+
+  it('forwards method, path, body headers and bytes unchanged once attested', async () => {
+    const { client, forwarded } = fakeClient({ attest: async () => ATTESTATION });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    const body = new Uint8Array([123, 125, 0, 1, 2, 255]);
+    const reply = await fetch(`${proxy.url}/v2/models/m/versions/abc/infer`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': '2',
+        'x-other': '1',
+      },
+      body,
+    });
+    expect(reply.status).toBe(200);
+    expect(forwarded).toHaveLength(1);
+    expect(forwarded[0]).toMatchObject({
+      method: 'POST',
+      path: '/v2/models/m/versions/abc/infer',
+      model: 'm',
+      requireAttested: true,
+      requireReceipt: true,
+      headers: [
+        ['content-type', 'application/octet-stream'],
+        ['inference-header-content-length', '2'],
+      ],
+    });
+    expect([...forwarded[0]!.body!]).toEqual([...body]);
+  });
+
+  it('withholds an answer whose receipt does not verify', async () => {
+    const { client } = fakeClient({
+      attest: async () => ATTESTATION,
+      forward: async () => {
+        throw new ClientError('ERR_RECEIPT_INVALID', 'receipt: bad signature');
+      },
+    });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    const reply = await post(`${proxy.url}/v2/models/m/infer`, { inputs: [{ name: SECRET }] });
+    expect(reply.status).toBe(502);
+    const text = await reply.text();
+    expect(JSON.parse(text)).toMatchObject({ code: 'ERR_RECEIPT_INVALID' });
+    expect(text).not.toContain(SECRET);
+  });
+
+  it('serves /v2 routes only', async () => {
+    const { client, forwarded } = fakeClient({ attest: async () => ATTESTATION });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    const reply = await fetch(`${proxy.url}/v1/attestation`);
+    expect(reply.status).toBe(404);
+    expect(await reply.json()).toMatchObject({ code: 'ERR_HTTP_NOT_FOUND', error: expect.any(String) });
+    expect((await fetch(`${proxy.url}/v2/models/m`, { method: 'DELETE' })).status).toBe(405);
+    expect(forwarded).toHaveLength(0);
+  });
+});
+
+describe('nitro-infer proxy --listen', () => {
+  it('parses addresses and knows loopback', () => {
+    expect(parseListen('127.0.0.1:8000')).toEqual({ host: '127.0.0.1', port: 8000 });
+    expect(parseListen('[::1]:9')).toEqual({ host: '::1', port: 9 });
+    expect(isLoopback('127.0.0.1') && isLoopback('::1') && isLoopback('localhost')).toBe(true);
+    expect(isLoopback('0.0.0.0') || isLoopback('10.0.0.1') || isLoopback('::')).toBe(false);
+    expect(() => parseListen('example.com:80')).toThrow(/--listen/);
+    expect(() => parseListen('127.0.0.1')).toThrow(/--listen/);
+  });
+
+  it('refuses a non-loopback address without --listen-any, before it contacts anything', async () => {
+    const args = [
+      '--endpoint',
+      'http://127.0.0.1:1',
+      '--expect-pcr',
+      `0=${'00'.repeat(48)}`,
+      '--listen',
+      '0.0.0.0:8000',
+    ];
+    const code = await codeOfAsync(() => proxyCommand(args, () => {}, Promise.resolve()));
+    expect(code).toBe('ERR_CLI_USAGE');
+  });
+});
