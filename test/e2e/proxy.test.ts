@@ -5,7 +5,8 @@
  * OpenAPI document (../shared/oip); a proxy whose PCR policy the enclave fails forwards nothing and
  * says why on its ready route; the receipt log verifies offline, and tampering is caught.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -29,6 +30,7 @@ import { createSealStream } from '../../shared/sealing/index.ts';
 import { exampleDenseModel } from '../../sim/example-models.ts';
 import { startLocalStack } from '../../sim/local-stack.ts';
 import type { LocalStack } from '../../sim/local-stack.ts';
+import { PROJECT_ROOT } from '../helpers/fixtures.ts';
 import { HAVE_OIP_SPEC, OIP_SPEC_ABSENT, oipValidator } from '../helpers/oip-spec.ts';
 import type { Exchange, OipValidator } from '../helpers/oip-spec.ts';
 
@@ -261,6 +263,59 @@ describe('nitro-infer proxy: plain Open Inference Protocol on loopback, end to e
     });
     expect(badError.problems.length).toBeGreaterThan(0);
   });
+});
+
+describe('the nitro-infer proxy verb', () => {
+  it('runs from the command line, serves inference, stops on SIGTERM; its receipt log verifies', async () => {
+    const bin = path.join(PROJECT_ROOT, 'bin', 'nitro-infer.js');
+    const log = path.join(directory, 'cli-receipts.jsonl');
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        'proxy',
+        '--endpoint',
+        stack.url,
+        '--pcrs',
+        stack.files.pcrs,
+        '--root',
+        stack.files.root,
+        '--listen',
+        '127.0.0.1:0',
+        '--receipts',
+        log,
+      ],
+      { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const lines: string[] = [];
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).on('line', (line) => {
+          lines.push(line);
+          const match = /listening on (http:\/\/\S+) \(enclave attested\)/.exec(line);
+          if (match !== null) resolve(match[1]!);
+        });
+        createInterface({ input: child.stderr! }).on('line', (line) => lines.push(line));
+        void exited.then((code) => reject(new Error(`proxy exited ${code}:\n${lines.join('\n')}`)));
+      });
+      const reply = await fetch(`${url}/v2/models/${model.name}/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(model.request),
+      });
+      expect(reply.status).toBe(200);
+      expectClose(
+        ((await reply.json()) as { outputs: { data: number[] }[] }).outputs[0]?.data,
+        await direct(),
+      );
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const verified = await receipts(['verify', log, '--pcrs', stack.files.pcrs, '--root', stack.files.root]);
+    expect(verified).toMatchObject({ exitCode: 0, stdout: 'verified: 1 attestations, 1 receipts verified' });
+  }, 60_000);
 });
 
 describe('nitro-infer receipts verify', () => {
