@@ -93,8 +93,16 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     return attesting;
   };
 
+  /**
+   * Set after a receipt failed to verify: the enclave may serve another model version than the
+   * cached attestation lists (the parent reloaded it), so the next request attests first. The failed
+   * request itself is not resent: the enclave may have run it.
+   */
+  let reattest = false;
+
   const forward = async (request: IncomingMessage, body: Uint8Array, path: string) => {
-    if (!status.attested) {
+    if (!status.attested || reattest) {
+      reattest = false;
       const now = await attest();
       if (!now.attested) {
         throw new ProxyError(
@@ -148,6 +156,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           `the enclave is not attested, nothing was forwarded: ${error.message}`,
         );
       }
+      if (isNitroInferError(error) && error.code === 'ERR_RECEIPT_INVALID') reattest = true;
       throw error;
     }
   };

@@ -28,6 +28,7 @@ import { decodeCbor, encodeCbor } from '../../shared/cbor.ts';
 import { signReceipt, verifyReceipt } from '../../shared/receipts.ts';
 import { createSealStream } from '../../shared/sealing/index.ts';
 import { exampleDenseModel } from '../../sim/example-models.ts';
+import { denseLayerModel } from '../../sim/onnx-builder.ts';
 import { startLocalStack } from '../../sim/local-stack.ts';
 import type { LocalStack } from '../../sim/local-stack.ts';
 import { PROJECT_ROOT } from '../helpers/fixtures.ts';
@@ -82,6 +83,22 @@ function expectClose(got: unknown, expected: number[]): void {
   (got as number[]).forEach((value, index) => expect(value).toBeCloseTo(expected[index]!, 5));
 }
 
+/** Seals a model for the stack's KMS key and loads it through the admin API; returns its digest. */
+async function sealAndLoad(name: string, bytes: Uint8Array): Promise<string> {
+  const sha384 = createHash('sha384').update(bytes).digest('hex');
+  const sealer = createSealStream({ kms: stack.operator, keyArn: stack.keyArn, model: { name, sha384 } });
+  Readable.from([bytes]).pipe(sealer);
+  const file = path.join(directory, `${name}-${sha384.slice(0, 8)}.sealed`);
+  await writeFile(file, await buffer(sealer));
+  const loaded = await fetch(`${stack.url}/admin/models/${name}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ source: `file://${file}` }),
+  });
+  expect(loaded.status).toBe(200);
+  return sha384;
+}
+
 beforeAll(async () => {
   directory = await mkdtemp(path.join(os.tmpdir(), 'ni-proxy-'));
   receiptFile = path.join(directory, 'receipts.jsonl');
@@ -92,21 +109,7 @@ beforeAll(async () => {
     logger: pino({ level: 'silent' }),
   });
   policy = { pcrs: await readFile(stack.files.pcrs, 'utf8'), roots: [stack.pki.rootCertificate] };
-  digest = createHash('sha384').update(model.bytes).digest('hex');
-  const sealer = createSealStream({
-    kms: stack.operator,
-    keyArn: stack.keyArn,
-    model: { name: model.name, sha384: digest },
-  });
-  Readable.from([model.bytes]).pipe(sealer);
-  const file = path.join(directory, `${model.name}.sealed`);
-  await writeFile(file, await buffer(sealer));
-  const loaded = await fetch(`${stack.url}/admin/models/${model.name}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ source: `file://${file}` }),
-  });
-  expect(loaded.status).toBe(200);
+  digest = await sealAndLoad(model.name, model.bytes);
   proxy = await startProxy({
     client: createClient({ endpoint: stack.url, policy }),
     host: '127.0.0.1',
@@ -404,5 +407,38 @@ describe('nitro-infer receipts verify', () => {
     const result = await verify(receiptFile, pcrs);
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toMatch(/ERR_ATTESTATION_PCR_MISMATCH/);
+  });
+
+  it('detects a receipt moved under an attestation that lists another version of its model', async () => {
+    const before = (await readFile(receiptFile, 'utf8')).trim().split('\n');
+    // The parent loads another version of the model under the same name.
+    const weights = Float32Array.from({ length: 64 }, (_, index) => Math.cos(index) / 4);
+    await sealAndLoad(model.name, denseLayerModel(model.name, weights, new Float32Array(4)));
+    const infer = () =>
+      fetch(`${proxy.url}/v2/models/${model.name}/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(model.request),
+      });
+    // Its receipt names a digest the cached attestation does not list: withheld, not resent…
+    const first = await infer();
+    expect(first.status).toBe(502);
+    expect(await first.json()).toMatchObject({ code: 'ERR_RECEIPT_INVALID' });
+    // …and the next request is sent under a fresh attestation that lists the new version.
+    expect((await infer()).status).toBe(200);
+    const after = (await readFile(receiptFile, 'utf8')).trim().split('\n');
+    const added = after.slice(before.length).map((line) => JSON.parse(line) as { type: string });
+    expect(added.map((entry) => entry.type)).toEqual(['attestation', 'receipt']);
+    expect(JSON.parse((await verify(receiptFile)).stdout!)).toMatchObject({ ok: true, attestations: 2 });
+    // The attack: that receipt moved under the first attestation (same enclave, so the same receipt
+    // key and key config): its signature holds, but the first attestation never listed its digest.
+    const moved = path.join(directory, 'moved.jsonl');
+    await writeFile(moved, `${before[0]}\n${after.at(-1)}\n`);
+    const verdict = JSON.parse((await verify(moved)).stdout!) as {
+      failures: { line: number; reason: string }[];
+    };
+    expect(verdict.failures).toEqual([
+      { line: 2, reason: expect.stringMatching(/digest the attestation does not list/) },
+    ]);
   });
 });

@@ -117,6 +117,31 @@ describe('the local proxy', () => {
     expect(text).not.toContain(SECRET);
   });
 
+  it('attests again before the next request after a receipt failed, without resending the failed one', async () => {
+    let attests = 0;
+    let calls = 0;
+    const { client, forwarded } = fakeClient({
+      attest: async () => {
+        attests++;
+        return ATTESTATION;
+      },
+      forward: async () => {
+        calls++;
+        if (calls === 1)
+          throw new ClientError('ERR_RECEIPT_INVALID', 'receipt: the digest is not the attested one');
+        return { status: 200, headers: [], content: new Uint8Array(0), attestation: ATTESTATION } as never;
+      },
+    });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    expect(attests).toBe(1);
+    expect((await post(`${proxy.url}/v2/models/m/infer`, {})).status).toBe(502);
+    expect(forwarded).toHaveLength(1);
+    expect((await post(`${proxy.url}/v2/models/m/infer`, {})).status).toBe(200);
+    expect(attests).toBe(2);
+    expect((await post(`${proxy.url}/v2/models/m/infer`, {})).status).toBe(200);
+    expect(attests).toBe(2);
+  });
+
   it('serves /v2 routes only', async () => {
     const { client, forwarded } = fakeClient({ attest: async () => ATTESTATION });
     proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
