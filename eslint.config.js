@@ -44,6 +44,7 @@ const PARENT_SHARED_MODULES = [
   'frame-writer.ts',
   'config.ts',
   'transport-address.ts',
+  'telemetry.ts',
   'binding.ts',
   'key-policy.ts',
   'asn1.ts',

@@ -25,7 +25,7 @@ try {
 } catch (error) {
   const code = isNitroInferError(error) ? error.code : 'ERR_INTERNAL';
   process.stderr.write(
-    `${JSON.stringify({ level: 'error', event: 'enclave.start_failed', code, reason: (error as Error).message.slice(0, 500) })}\n`,
+    `${JSON.stringify({ level: 50, time: Date.now(), pid: process.pid, event: 'enclave.start_failed', code, reason: (error as Error).message.slice(0, 500), msg: 'enclave.start_failed' })}\n`,
   );
   process.exit(1);
 }

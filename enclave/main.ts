@@ -15,6 +15,7 @@ import { DeviceNsm } from './nsm/device-nsm.ts';
 import type { Nsm } from './nsm/index.ts';
 import { LinkServer } from './server/link-server.ts';
 import type { Log } from './server/link-server.ts';
+import { EnclaveTelemetry } from './server/telemetry.ts';
 import { startEnclaveService } from './service.ts';
 import type { EnclaveService } from './service.ts';
 
@@ -32,21 +33,33 @@ export interface EnclaveRuntime {
   close(): Promise<void>;
 }
 
-const LEVELS = { debug: 0, info: 1, warn: 2, error: 3 } as const;
+/** pino's numeric levels, so the enclave's lines and the parent's records share one schema. */
+export const PINO_LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
-/** JSON log lines on stdout (the enclave's console is the only output it has). */
-export function jsonLog(level: EnclaveConfig['logLevel']): Log {
-  const threshold = LEVELS[level];
+/**
+ * JSON log lines on stdout, shaped like the parent's pino records (`level` as pino's number,
+ * `time` in epoch milliseconds, `pid`, `hostname`, the fields, `event` and `msg`). Stdout is
+ * readable only from a debug-mode console on Nitro; the operator events also reach the parent
+ * through telemetry (server/telemetry.ts).
+ */
+export function jsonLog(
+  level: EnclaveConfig['logLevel'],
+  write = (line: string) => process.stdout.write(line),
+): Log {
+  const threshold = PINO_LEVELS[level];
+  const hostname = os.hostname();
   return (lineLevel, event, details) => {
-    if (LEVELS[lineLevel] < threshold) return;
-    process.stdout.write(
-      `${JSON.stringify({ time: new Date().toISOString(), level: lineLevel, event, ...details })}\n`,
+    if (PINO_LEVELS[lineLevel] < threshold) return;
+    write(
+      `${JSON.stringify({ level: PINO_LEVELS[lineLevel], time: Date.now(), pid: process.pid, hostname, ...details, event, msg: event })}\n`,
     );
   };
 }
 
 export async function startEnclave(config: EnclaveConfig, seams: EnclaveSeams = {}): Promise<EnclaveRuntime> {
-  const log = seams.log ?? jsonLog(config.logLevel);
+  // One ring for the service's and the link server's events (handler failures, refused frames).
+  const telemetry = new EnclaveTelemetry();
+  const log = telemetry.tee(seams.log ?? jsonLog(config.logLevel));
   const listen = parseTransportAddress(config.listen);
   const proxy = parseTransportAddress(config.kms.proxy);
   if (listen.kind === 'vsock' || proxy.kind === 'vsock') checkVsockSupport();
@@ -81,6 +94,7 @@ export async function startEnclave(config: EnclaveConfig, seams: EnclaveSeams = 
     inferenceWorkers:
       config.inferenceWorkers === 0 ? Math.max(1, os.availableParallelism()) : config.inferenceWorkers,
     log,
+    telemetry,
   });
   const linkServer = new LinkServer(service.handlers, log, {
     maxConnections: config.link.maxConnections,

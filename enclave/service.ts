@@ -28,6 +28,8 @@ import { clusterShareHandler } from './handlers/cluster-share.ts';
 import { clusterStatusHandler } from './handlers/cluster-status.ts';
 import { ohttpHandler } from './handlers/ohttp.ts';
 import { statusHandler } from './handlers/status.ts';
+import { telemetryPollHandler } from './handlers/telemetry-poll.ts';
+import { loggingLoadFailures } from './handlers/load-failures.ts';
 import { Uploads } from './handlers/uploads.ts';
 import { InferencePool } from './inference/pool.ts';
 import { AttestedKms } from './kms/attested-kms.ts';
@@ -40,6 +42,7 @@ import { MemoryBudget } from './models/memory-budget.ts';
 import { ModelManager } from './models/model-manager.ts';
 import type { Nsm } from './nsm/index.ts';
 import type { LinkHandler, Log } from './server/link-server.ts';
+import { EnclaveTelemetry } from './server/telemetry.ts';
 
 export { MAX_NONCE_BYTES, MIN_NONCE_BYTES } from './handlers/attest.ts';
 export { MAX_INFERENCE_BODY_BYTES } from './handlers/infer.ts';
@@ -70,6 +73,11 @@ export interface EnclaveServiceOptions {
   /** Milliseconds since the epoch, for the cluster exchange's nonce lifetimes and peer freshness; injectable for tests. */
   readonly clock?: () => number;
   readonly log: Log;
+  /**
+   * The telemetry ring `log` already feeds (main.ts tees the link server's log into it too).
+   * Absent: the service makes one and tees `log` into it itself.
+   */
+  readonly telemetry?: EnclaveTelemetry;
 }
 
 /** A running enclave service. */
@@ -79,6 +87,7 @@ export interface EnclaveService {
   readonly ohttpKeys: OhttpKeys;
   readonly cluster: ClusterKeyring;
   readonly models: ModelManager;
+  readonly telemetry: EnclaveTelemetry;
   close(): Promise<void>;
 }
 
@@ -87,7 +96,12 @@ export interface EnclaveService {
  * pinned root (a cheap guard against a broken NSM path or clock: refuse to serve otherwise), and
  * starts the inference workers.
  */
-export async function startEnclaveService(options: EnclaveServiceOptions): Promise<EnclaveService> {
+export async function startEnclaveService(serviceOptions: EnclaveServiceOptions): Promise<EnclaveService> {
+  const telemetry = serviceOptions.telemetry ?? new EnclaveTelemetry();
+  const options =
+    serviceOptions.telemetry === undefined
+      ? { ...serviceOptions, log: telemetry.tee(serviceOptions.log) }
+      : serviceOptions;
   const keys = generateEnclaveKeys();
   const selfCheck = await options.nsm.attest({ publicKey: keys.kmsRecipient.publicKeySpki });
   const self = verifyAttestation(selfCheck, {
@@ -165,9 +179,10 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     ['cluster.request', clusterRequestHandler(exchange)],
     ['cluster.share', clusterShareHandler(exchange, options.log)],
     ['cluster.accept', clusterAcceptHandler(exchange, options.log)],
-    ['model.load', modelLoadHandler(models, uploads)],
-    ['model.chunk', modelChunkHandler(uploads)],
-    ['model.end', modelEndHandler(uploads, options.log)],
+    ['telemetry.poll', telemetryPollHandler(telemetry, pool, budget)],
+    ['model.load', loggingLoadFailures('load', modelLoadHandler(models, uploads), options.log)],
+    ['model.chunk', loggingLoadFailures('chunk', modelChunkHandler(uploads), options.log)],
+    ['model.end', loggingLoadFailures('end', modelEndHandler(uploads, options.log), options.log)],
     ['model.abort', modelAbortHandler(uploads)],
     ['model.unload', modelUnloadHandler(models, options.log)],
     ['ohttp', ohttpHandler(gateway)],
@@ -184,6 +199,7 @@ export async function startEnclaveService(options: EnclaveServiceOptions): Promi
     ohttpKeys,
     cluster,
     models,
+    telemetry,
     close: async () => {
       uploads.abortAll();
       await pool.close();

@@ -26,6 +26,7 @@ import { startKmsForwarder } from './kms-forwarder.ts';
 import type { KmsForwarder } from './kms-forwarder.ts';
 import { EnclaveLink } from './link/enclave-link.ts';
 import type { LinkLog } from './link/enclave-link.ts';
+import { TelemetryPoller } from './link/telemetry-poller.ts';
 import { ParentMetrics } from './metrics.ts';
 import { ModelRegistry } from './model-registry.ts';
 
@@ -157,6 +158,12 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     log,
   });
   const metrics = new ParentMetrics();
+  const telemetry = new TelemetryPoller({
+    link,
+    log,
+    metrics,
+    intervalMs: config.enclave.telemetryIntervalMs,
+  });
   const app = await buildParentApp({
     link,
     models,
@@ -196,6 +203,7 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     throw listenFailure(error, config.http.host, config.http.port);
   }
   link.start();
+  telemetry.start();
   clusterSync?.start();
   logger.info(
     { event: 'parent.listening', url, enclave: config.enclave.address, mode: config.mode },
@@ -210,6 +218,7 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     ...(clusterSync === undefined ? {} : { clusterSync }),
     close: async () => {
       credentials.close();
+      telemetry.close();
       clusterSync?.close();
       link.close();
       await app.close();

@@ -50,6 +50,46 @@ export class ParentMetrics {
     registers: [this.registry],
   });
 
+  /** Enclave telemetry (parent/link/telemetry-poller.ts): operator events, never per-request facts. */
+  readonly enclaveEvents = new Counter({
+    name: 'nitro_infer_enclave_events_total',
+    help: 'Operator events the enclave reported over the link, by event and level',
+    labelNames: ['event', 'level'] as const,
+    registers: [this.registry],
+  });
+  readonly enclaveModelLoadFailures = new Counter({
+    name: 'nitro_infer_enclave_model_load_failures_total',
+    help: 'Model loads that failed inside the enclave, by error code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly enclaveTelemetryDropped = new Counter({
+    name: 'nitro_infer_enclave_telemetry_dropped_total',
+    help: 'Enclave events overwritten in its bounded buffer before the parent polled them',
+    registers: [this.registry],
+  });
+  readonly enclaveMemoryUsed = new Gauge({
+    name: 'nitro_infer_enclave_memory_used_bytes',
+    help: "Bytes of the enclave's model memory budget in use",
+    registers: [this.registry],
+  });
+  readonly enclaveMemoryLimit = new Gauge({
+    name: 'nitro_infer_enclave_memory_limit_bytes',
+    help: "The enclave's model memory budget",
+    registers: [this.registry],
+  });
+  readonly enclaveWorkers = new Gauge({
+    name: 'nitro_infer_enclave_workers',
+    help: 'Inference worker threads in the enclave, configured and alive',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly enclaveWorkerRestarts = new Counter({
+    name: 'nitro_infer_enclave_worker_restarts_total',
+    help: 'Inference workers the enclave replaced after they died',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'nitro_infer_' });
   }

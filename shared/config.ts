@@ -114,6 +114,8 @@ export const ParentConfigSchema = Type.Object(
         address: Type.String({ ...Address, default: 'vsock:16:5000' }),
         requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
         maxInFlight: Type.Integer({ minimum: 1, maximum: 100_000, default: 1024 }),
+        /** How often the parent polls the enclave's telemetry (parent/link/telemetry-poller.ts). */
+        telemetryIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
       },
       { ...closed, default: {} },
     ),

@@ -39,6 +39,7 @@ const PARENT_MAY: readonly ModuleId[] = [
   'shared/ohttp/key-config.ts',
   'shared/ohttp/padding.ts',
   'shared/ohttp/varint.ts',
+  'shared/telemetry.ts',
   'shared/transport-address.ts',
 ];
 
