@@ -19,7 +19,12 @@ try {
     file,
   );
   const runtime = await startEnclave(config);
-  const stop = () => void runtime.close().then(() => process.exit(0));
+  // SIGTERM drains: requests in flight finish (bounded by link.drainTimeoutMs), new ones are refused.
+  const stop = () =>
+    void runtime
+      .drain()
+      .then(() => runtime.close())
+      .then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 } catch (error) {

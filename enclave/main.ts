@@ -30,6 +30,11 @@ export interface EnclaveSeams {
 export interface EnclaveRuntime {
   readonly service: EnclaveService;
   readonly address: string;
+  /**
+   * The SIGTERM path: stops taking new requests (ERR_LINK_DRAINING; `status` says not ready) and
+   * resolves once those in flight are answered, or after `link.drainTimeoutMs`. Then call close().
+   */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -112,9 +117,24 @@ export async function startEnclave(config: EnclaveConfig, seams: EnclaveSeams = 
   }
   const address = formatTransportAddress(listen);
   log('info', 'enclave.listening', { address });
+  let drained: Promise<void> | undefined;
+  const drain = async () => {
+    service.beginDrain();
+    linkServer.drain();
+    log('info', 'enclave.draining', { inFlight: linkServer.working });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), config.link.drainTimeoutMs);
+    });
+    const expired = await Promise.race([linkServer.idle().then(() => false), timedOut]);
+    clearTimeout(timer);
+    log(expired ? 'warn' : 'info', 'enclave.drained', { inFlight: linkServer.working });
+    await linkServer.end();
+  };
   return {
     service,
     address,
+    drain: () => (drained ??= drain()),
     close: async () => {
       linkServer.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -88,6 +88,8 @@ export interface EnclaveService {
   readonly cluster: ClusterKeyring;
   readonly models: ModelManager;
   readonly telemetry: EnclaveTelemetry;
+  /** Marks the service draining: `status` reports not ready (the link server refuses new work). */
+  beginDrain(): void;
   close(): Promise<void>;
 }
 
@@ -166,9 +168,10 @@ export async function startEnclaveService(serviceOptions: EnclaveServiceOptions)
     ...(options.padResponses === undefined ? {} : { padResponses: options.padResponses }),
   });
   const uploads = new Uploads();
+  let draining = false;
 
   const handlers = new Map<string, LinkHandler>([
-    ['status', statusHandler(models, pool, budget)],
+    ['status', statusHandler(models, pool, budget, () => draining)],
     ['models.watch', modelsWatchHandler(pool)],
     ['ohttp.config', ohttpConfigHandler(ohttpKeys)],
     ['attest', attestHandler({ nsm: options.nsm, keys, ohttpKeys, models: modelIdentities, userData })],
@@ -200,6 +203,9 @@ export async function startEnclaveService(serviceOptions: EnclaveServiceOptions)
     cluster,
     models,
     telemetry,
+    beginDrain: () => {
+      draining = true;
+    },
     close: async () => {
       uploads.abortAll();
       await pool.close();

@@ -7,10 +7,13 @@ import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { HttpError, LinkError } from '../shared/errors.ts';
 import type { AdminTokens } from './admin-tokens.ts';
 import { installErrorReplies, rateLimitedError } from './fastify-errors.ts';
 import type { EnclaveLink } from './link/enclave-link.ts';
 import type { ParentMetrics } from './metrics.ts';
+import { SERVED_WHILE_DRAINING } from './drain.ts';
+import type { HttpDrain } from './drain.ts';
 import type { ModelRegistry } from './model-registry.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { attestationRoutes } from './routes/attestation.ts';
@@ -45,6 +48,8 @@ export interface ParentAppOptions {
   readonly models: ModelRegistry;
   readonly tokens: AdminTokens;
   readonly metrics: ParentMetrics;
+  /** The SIGTERM drain (parent/drain.ts); absent in tests of routes alone. */
+  readonly drain?: HttpDrain;
   readonly limits: HttpLimits;
   readonly logger: FastifyBaseLogger | boolean;
   /** Parses an admin `source` string (production pins S3 versions; simulation allows files). */
@@ -75,6 +80,23 @@ export async function buildParentApp(options: ParentAppOptions): Promise<ParentA
   installErrorReplies(app as unknown as FastifyInstance, (code, status, log) =>
     log.warn({ code, status }, 'request failed'),
   );
+
+  const drain = options.drain;
+  if (drain !== undefined) {
+    // Before everything else (rate limits, bodies): a draining parent takes no new work at all.
+    app.addHook('onRequest', async (request) => {
+      const path = request.url.split('?', 1)[0] ?? '';
+      if (SERVED_WHILE_DRAINING.has(path)) return;
+      if (drain.draining)
+        throw new HttpError('ERR_HTTP_DRAINING', 'the parent is shutting down; retry on another instance');
+      // The enclave said it drains (telemetry): not ready, though requests still reach it until it goes.
+      if (drain.enclaveDraining && path === '/v2/health/ready')
+        throw new LinkError('ERR_LINK_DRAINING', 'the enclave is shutting down');
+      drain.track(request);
+    });
+    app.addHook('onResponse', async (request) => drain.done(request));
+    app.addHook('onRequestAbort', async (request) => drain.done(request));
+  }
 
   // Request counts and latency by route pattern — bounded labels, no URLs, no bodies.
   app.addHook('onResponse', async (request, reply) => {

@@ -26,6 +26,7 @@ import { startKmsForwarder } from './kms-forwarder.ts';
 import type { KmsForwarder } from './kms-forwarder.ts';
 import { EnclaveLink } from './link/enclave-link.ts';
 import type { LinkLog } from './link/enclave-link.ts';
+import { HttpDrain } from './drain.ts';
 import { TelemetryPoller } from './link/telemetry-poller.ts';
 import { ParentMetrics } from './metrics.ts';
 import { ModelRegistry } from './model-registry.ts';
@@ -49,6 +50,11 @@ export interface ParentRuntime {
   /** The cluster listener's `http://host:port`, when `cluster` is configured. */
   readonly clusterUrl?: string;
   readonly clusterSync?: ClusterSync;
+  /**
+   * The SIGTERM path: readiness and every new request answer 503 ERR_HTTP_DRAINING, requests in
+   * flight run to their end (at most `http.drainTimeoutMs`). Then call close().
+   */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -158,17 +164,22 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     log,
   });
   const metrics = new ParentMetrics();
+  const drain = new HttpDrain();
   const telemetry = new TelemetryPoller({
     link,
     log,
     metrics,
     intervalMs: config.enclave.telemetryIntervalMs,
+    onEnclaveDraining: (draining) => {
+      drain.enclaveDraining = draining;
+    },
   });
   const app = await buildParentApp({
     link,
     models,
     tokens,
     metrics,
+    drain,
     logger,
     limits: {
       ohttpBodyLimitBytes: config.http.ohttpBodyLimitBytes,
@@ -209,6 +220,21 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     { event: 'parent.listening', url, enclave: config.enclave.address, mode: config.mode },
     'parent.listening',
   );
+  let drained: Promise<void> | undefined;
+  const drainRequests = async () => {
+    drain.start();
+    logger.info({ event: 'parent.draining', inFlight: drain.inFlight }, 'parent.draining');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), config.http.drainTimeoutMs);
+    });
+    const expired = await Promise.race([drain.idle().then(() => false), timedOut]);
+    clearTimeout(timer);
+    logger[expired ? 'warn' : 'info'](
+      { event: 'parent.drained', inFlight: drain.inFlight },
+      'parent.drained',
+    );
+  };
   return {
     app,
     link,
@@ -216,6 +242,7 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
     url,
     ...(clusterUrl === undefined ? {} : { clusterUrl }),
     ...(clusterSync === undefined ? {} : { clusterSync }),
+    drain: () => (drained ??= drainRequests()),
     close: async () => {
       credentials.close();
       telemetry.close();

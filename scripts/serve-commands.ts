@@ -1,7 +1,8 @@
 /**
  * `nitro-infer enclave` and `nitro-infer parent`: start one side from a config file (JSON or YAML;
  * `NITRO_INFER_*` environment variables override it) and serve until SIGINT/SIGTERM. Each prints
- * one JSON line `{"ready": …}` once it serves, so launchers and tests can wait for it.
+ * one JSON line `{"ready": …}` once it serves, so launchers and tests can wait for it. A stop
+drains first: requests in flight finish, new ones get 503 (docs/protocols.md "Stopping").
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -52,15 +53,20 @@ async function configOrHelp<S extends TSchema>(
   return loadConfigFile(schema, values.config);
 }
 
-/** Serves until `stopped`, then closes. */
+/**
+ * Serves until `stopped` (the first SIGTERM, SIGINT or SIGHUP), then drains — no new requests,
+ * those in flight finish within the drain timeout — and closes; exit status 0. A second signal
+ * while draining exits at once (cli.ts).
+ */
 async function serve(
-  runtime: { close(): Promise<void> },
+  runtime: { drain(): Promise<void>; close(): Promise<void> },
   ready: object,
   print: (line: string) => void,
   stopped: Promise<void>,
 ) {
   print(JSON.stringify({ ...ready, pid: process.pid }));
   await stopped;
+  await runtime.drain();
   await runtime.close();
   return 0;
 }

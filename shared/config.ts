@@ -59,6 +59,8 @@ export const EnclaveConfigSchema = Type.Object(
         /** Bytes of large frames all connections may hold; at least one largest frame (64 MiB). */
         maxBufferedMib: Type.Integer({ minimum: 65, maximum: 65_536, default: 128 }),
         incompleteFrameTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 600_000, default: 30_000 }),
+        /** On SIGTERM: how long requests in flight may take to finish before the enclave exits anyway. */
+        drainTimeoutMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 30_000 }),
       },
       { ...closed, default: {} },
     ),
@@ -98,6 +100,8 @@ export const ParentConfigSchema = Type.Object(
         }),
         requestTimeoutMs: Type.Integer({ minimum: 1000, maximum: 600_000, default: 60_000 }),
         inferenceTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
+        /** On SIGTERM: how long requests in flight may take to finish before the parent exits anyway. */
+        drainTimeoutMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 30_000 }),
         rateLimit: Type.Object(
           {
             max: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 600 }),
@@ -278,7 +282,7 @@ function applyEnvironment(
 /**
  * `NITRO_INFER_*` variables that are not configuration leaves but are read elsewhere: the CLI's
  * endpoint and admin token, the deploy script's config folder, the VM tests' cache, console file and build jobs, and the
- * worker's test-only crash hook (enclave/inference/worker.ts; inert unless set, and the enclave's
+ * worker's test-only crash and delay hooks (enclave/inference/worker.ts; inert unless set, and the enclave's
  * environment is part of its measured image).
  */
 export const OTHER_ENVIRONMENT_VARIABLES: readonly string[] = [
@@ -291,6 +295,7 @@ export const OTHER_ENVIRONMENT_VARIABLES: readonly string[] = [
   'NITRO_INFER_TEST_WORKER_EXIT_ON_MODEL',
   // bin/nitro-infer.js: run the TypeScript sources (tsx) even when dist/ is current (the tests).
   'NITRO_INFER_FROM_SOURCE',
+  'NITRO_INFER_TEST_WORKER_DELAY_ON_MODEL',
 ];
 
 /**

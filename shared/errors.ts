@@ -64,6 +64,7 @@ export const ERROR_CODES = [
   'ERR_LINK_UNAVAILABLE',
   'ERR_LINK_TIMEOUT',
   'ERR_LINK_OVERLOADED',
+  'ERR_LINK_DRAINING',
   // Transports: vsock, Unix and TCP addresses (DESIGN.md 5).
   'ERR_TRANSPORT_ADDRESS_INVALID',
   'ERR_TRANSPORT_UNSUPPORTED',
@@ -116,6 +117,7 @@ export const ERROR_CODES = [
   'ERR_HTTP_BODY_TOO_LARGE',
   'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
   'ERR_HTTP_RATE_LIMITED',
+  'ERR_HTTP_DRAINING',
   // Start-up configuration files and environment variables.
   'ERR_CONFIG_INVALID',
   // The command line: wrong arguments, unreadable input files.

@@ -38,6 +38,7 @@ export const TELEMETRY_EVENTS: ReadonlyMap<string, Readonly<Record<string, Telem
   ['cluster.key_installed', { epoch: 'number' }],
   ['cluster.key_shared', {}],
   ['enclave.draining', { inFlight: 'number' }],
+  ['enclave.drained', { inFlight: 'number' }],
 ]);
 
 /** Log levels an event may carry (pino's names). */

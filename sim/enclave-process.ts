@@ -150,6 +150,17 @@ export class EnclaveProcess {
     clearTimeout(timer);
   }
 
+  /** Resolves with the running child's exit status — its code, or the signal that ended it — once it exits. */
+  async exitStatus(): Promise<number | string> {
+    const child = this.#child;
+    if (child === undefined) return 'not started';
+    if (child.exitCode !== null) return child.exitCode;
+    if (child.signalCode !== null) return child.signalCode;
+    return new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve(signal ?? code ?? 'unknown')),
+    );
+  }
+
   /** Pauses (SIGSTOP) or resumes (SIGCONT) the process: an enclave that stops answering. */
   pause(paused: boolean): void {
     this.#child?.kill(paused ? 'SIGSTOP' : 'SIGCONT');

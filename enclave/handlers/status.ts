@@ -9,9 +9,16 @@ import type { ModelManager } from '../models/model-manager.ts';
 import type { LinkHandler } from '../server/link-server.ts';
 import { describeModel } from './describe-model.ts';
 
-export function statusHandler(models: ModelManager, pool: InferencePool, budget: MemoryBudget): LinkHandler {
+export function statusHandler(
+  models: ModelManager,
+  pool: InferencePool,
+  budget: MemoryBudget,
+  draining: () => boolean = () => false,
+): LinkHandler {
   return async () => ({
-    ready: true,
+    // False from the start of a drain (SIGTERM): the enclave finishes what it has, takes nothing new.
+    ready: !draining(),
+    draining: draining(),
     models: models.list().map((model) => ({
       ...describeModel(model),
       sessions: pool.sessions(model.identity.name),

@@ -148,6 +148,12 @@ async function run(
  */
 const EXIT_ON_MODEL = process.env.NITRO_INFER_TEST_WORKER_EXIT_ON_MODEL;
 
+/**
+ * Test builds only, like the hook above: `<model>:<ms>` makes every run of that model wait `ms`
+ * first, so tests can hold an inference in flight (a drain finishing it after SIGTERM).
+ */
+const DELAY_ON_MODEL = /^([^:]+):(\d{1,6})$/.exec(process.env.NITRO_INFER_TEST_WORKER_DELAY_ON_MODEL ?? '');
+
 port.on('message', (message: WorkerRequest) => {
   switch (message.op) {
     case 'load':
@@ -171,6 +177,13 @@ port.on('message', (message: WorkerRequest) => {
       break;
     case 'run':
       if (EXIT_ON_MODEL !== undefined && message.name.startsWith(`${EXIT_ON_MODEL}@`)) process.exit(70);
+      if (DELAY_ON_MODEL !== null && message.name.startsWith(`${DELAY_ON_MODEL[1]}@`)) {
+        setTimeout(
+          () => void run(message.requestId, message.name, message.inputs, message.outputNames),
+          Number(DELAY_ON_MODEL[2]),
+        );
+        break;
+      }
       void run(message.requestId, message.name, message.inputs, message.outputNames);
       break;
   }

@@ -71,6 +71,24 @@ export interface LinkServerOptions {
   readonly incompleteFrameTimeoutMs?: number;
 }
 
+/**
+ * Requests a draining enclave still answers: status, telemetry and the parent's watch (an operator
+ * watches the drain), credentials, and the rest of uploads already under way. Everything else is new work and gets
+ * ERR_LINK_DRAINING.
+ */
+export const SERVED_WHILE_DRAINING: ReadonlySet<string> = new Set([
+  'status',
+  'telemetry.poll',
+  'models.watch',
+  'credentials',
+  'model.chunk',
+  'model.end',
+  'model.abort',
+]);
+
+/** Long polls the parent keeps open (handlers/models-watch.ts): a drain does not wait for them. */
+const LONG_POLLS: ReadonlySet<string> = new Set(['models.watch']);
+
 /** Counters for metrics and tests. */
 export interface LinkServerStats {
   readonly connections: number;
@@ -97,6 +115,10 @@ export class LinkServer {
   #nextConnectionId = 1;
   #refused = 0;
   #stalled = 0;
+  #draining = false;
+  /** Requests being handled, long polls excepted: what a drain waits for. */
+  #working = 0;
+  #idle: (() => void)[] = [];
 
   constructor(handlers: ReadonlyMap<string, LinkHandler>, log: Log, options: LinkServerOptions = {}) {
     this.#handlers = handlers;
@@ -258,17 +280,65 @@ export class LinkServer {
     });
   }
 
+  /** Requests being handled now, long polls excepted. */
+  get working(): number {
+    return this.#working;
+  }
+
+  /** Stops taking new work: from now on only {@link SERVED_WHILE_DRAINING} types are handled. */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  /** Resolves once no request (long polls excepted) is being handled. */
+  idle(): Promise<void> {
+    if (this.#working === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /**
+   * Ends every connection after the answers already written have left (the writers coalesce on
+   * the next turn of the event loop): the end of a drain, so its last answers are not lost.
+   * Connections that do not close within {@link REFUSAL_GRACE_MS} are destroyed.
+   */
+  async end(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all(
+      [...this.#sockets].map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            if (socket.destroyed) return resolve();
+            socket.once('close', () => resolve());
+            socket.end();
+            setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
+          }),
+      ),
+    );
+  }
+
   /** Closes every connection. */
   close(): void {
     for (const socket of this.#sockets) socket.destroy();
   }
 
   async #dispatch(frame: Frame, connection: Connection, writer: FrameWriter): Promise<void> {
+    const counted = !LONG_POLLS.has(frame.type);
+    if (counted) this.#working++;
+    try {
+      await this.#answer(frame, connection, writer);
+    } finally {
+      if (counted && --this.#working === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  async #answer(frame: Frame, connection: Connection, writer: FrameWriter): Promise<void> {
     let response: FramePieces;
     try {
       const handler = this.#handlers.get(frame.type);
       if (handler === undefined)
         throw new LinkError('ERR_LINK_REQUEST_INVALID', `unknown request type ${frame.type}`);
+      if (this.#draining && !SERVED_WHILE_DRAINING.has(frame.type))
+        throw new LinkError('ERR_LINK_DRAINING', 'the enclave is shutting down and takes no new requests');
       response = encodeFrame(frame.id, 'ok', await handler(frame.fields, connection));
     } catch (error) {
       if (isNitroInferError(error)) {

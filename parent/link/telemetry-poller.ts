@@ -32,6 +32,8 @@ export interface TelemetryPollerOptions {
   readonly log: LinkLog;
   readonly metrics: ParentMetrics;
   readonly intervalMs?: number;
+  /** Told when the enclave starts draining (`enclave.draining`) and when a new enclave serves. */
+  readonly onEnclaveDraining?: (draining: boolean) => void;
 }
 
 export class TelemetryPoller {
@@ -113,6 +115,7 @@ export class TelemetryPoller {
       this.#cursor = 0;
       this.#dropped = 0;
       this.#restarts = 0;
+      this.#options.onEnclaveDraining?.(false);
     }
     if (dropped > this.#dropped) {
       metrics.enclaveTelemetryDropped.inc(dropped - this.#dropped);
@@ -136,6 +139,7 @@ export class TelemetryPoller {
         ...details,
       });
       metrics.enclaveEvents.inc({ event, level });
+      if (event === 'enclave.draining') this.#options.onEnclaveDraining?.(true);
       if (event === 'model.load_failed') {
         const code =
           typeof details.code === 'string' && KNOWN_CODES.has(details.code) ? details.code : 'ERR_INTERNAL';

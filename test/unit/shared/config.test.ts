@@ -47,7 +47,12 @@ describe('configuration', () => {
         NITRO_INFER_LINK_MAX_CONNECTIONS: '4',
       },
     );
-    expect(config.link).toEqual({ maxConnections: 4, maxBufferedMib: 128, incompleteFrameTimeoutMs: 30_000 });
+    expect(config.link).toEqual({
+      maxConnections: 4,
+      maxBufferedMib: 128,
+      incompleteFrameTimeoutMs: 30_000,
+      drainTimeoutMs: 30_000,
+    });
     expect(() =>
       resolveConfig(EnclaveConfigSchema, { kms: { region: 'eu-west-1' }, link: { maxBufferedMib: 64 } }, {}),
     ).toThrow(/maxBufferedMib/);
