@@ -169,6 +169,17 @@ export async function startEnclaveService(serviceOptions: EnclaveServiceOptions)
   });
   const uploads = new Uploads();
   let draining = false;
+  // OHTTP requests being handled: an aggregate the parent sees anyway (it relays each of them).
+  const requests = { inFlight: 0 };
+  const ohttp = ohttpHandler(gateway);
+  const countedOhttp: LinkHandler = async (fields, connection) => {
+    requests.inFlight++;
+    try {
+      return await ohttp(fields, connection);
+    } finally {
+      requests.inFlight--;
+    }
+  };
 
   const handlers = new Map<string, LinkHandler>([
     ['status', statusHandler(models, pool, budget, () => draining)],
@@ -182,13 +193,13 @@ export async function startEnclaveService(serviceOptions: EnclaveServiceOptions)
     ['cluster.request', clusterRequestHandler(exchange)],
     ['cluster.share', clusterShareHandler(exchange, options.log)],
     ['cluster.accept', clusterAcceptHandler(exchange, options.log)],
-    ['telemetry.poll', telemetryPollHandler(telemetry, pool, budget)],
+    ['telemetry.poll', telemetryPollHandler(telemetry, pool, budget, requests)],
     ['model.load', loggingLoadFailures('load', modelLoadHandler(models, uploads), options.log)],
     ['model.chunk', loggingLoadFailures('chunk', modelChunkHandler(uploads), options.log)],
     ['model.end', loggingLoadFailures('end', modelEndHandler(uploads, options.log), options.log)],
     ['model.abort', modelAbortHandler(uploads)],
     ['model.unload', modelUnloadHandler(models, options.log)],
-    ['ohttp', ohttpHandler(gateway)],
+    ['ohttp', countedOhttp],
   ]);
   if (options.allowPlaintextInference === true) handlers.set('infer', plaintextInferHandler(pool));
 

@@ -84,6 +84,11 @@ export class ParentMetrics {
     labelNames: ['state'] as const,
     registers: [this.registry],
   });
+  readonly enclaveRequestsInFlight = new Gauge({
+    name: 'nitro_infer_enclave_requests_in_flight',
+    help: 'OHTTP requests the enclave is handling, all models together (as last polled)',
+    registers: [this.registry],
+  });
   readonly enclaveWorkerRestarts = new Counter({
     name: 'nitro_infer_enclave_worker_restarts_total',
     help: 'Inference workers the enclave replaced after they died',

@@ -118,8 +118,11 @@ export const ParentConfigSchema = Type.Object(
         address: Type.String({ ...Address, default: 'vsock:16:5000' }),
         requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
         maxInFlight: Type.Integer({ minimum: 1, maximum: 100_000, default: 1024 }),
-        /** How often the parent polls the enclave's telemetry (parent/link/telemetry-poller.ts). */
-        telemetryIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
+        /**
+         * How often the parent polls the enclave's telemetry (parent/link/telemetry-poller.ts); at
+         * least 250 ms, the enclave's refill rate (TELEMETRY_POLLS_PER_SECOND).
+         */
+        telemetryIntervalMs: Type.Integer({ minimum: 250, maximum: 600_000, default: 5_000 }),
       },
       { ...closed, default: {} },
     ),

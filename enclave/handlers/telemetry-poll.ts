@@ -1,7 +1,7 @@
 /**
  * `telemetry.poll`: the operator events recorded since `after` (server/telemetry.ts), at most
- * `max` of them, beside the gauges an operator watches — memory against the budget and the
- * workers. Nothing here is per model or per request (shared/telemetry.ts says why). Polls beyond
+ * `max` of them, beside the gauges an operator watches — memory against the budget, the workers,
+ * and the OHTTP requests in flight. Nothing here is per model or per request (shared/telemetry.ts says why). Polls beyond
  * the rate limit get ERR_LINK_OVERLOADED: the answer costs a bounded amount whatever the parent
  * sends.
  */
@@ -17,8 +17,10 @@ export function telemetryPollHandler(
   telemetry: EnclaveTelemetry,
   pool: Pick<InferencePool, 'workers'>,
   budget: Pick<MemoryBudget, 'limitBytes' | 'usedBytes'>,
+  requests: { readonly inFlight: number } = { inFlight: 0 },
 ): LinkHandler {
-  return async (fields) => {
+  const hooked = new Set<number>();
+  return async (fields, connection) => {
     const after = fields.get('after') ?? 0;
     if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
       throw invalidRequest('after must be a sequence number');
@@ -32,7 +34,14 @@ export function telemetryPollHandler(
     ) {
       throw invalidRequest(`max must be 1 to ${MAX_TELEMETRY_EVENTS_PER_POLL}`);
     }
-    if (!telemetry.admitPoll()) {
+    if (!hooked.has(connection.id)) {
+      hooked.add(connection.id);
+      connection.onClose(() => {
+        hooked.delete(connection.id);
+        telemetry.forget(connection.id);
+      });
+    }
+    if (!telemetry.admitPoll(connection.id)) {
       throw new LinkError('ERR_LINK_OVERLOADED', 'telemetry is polled faster than the enclave answers');
     }
     const batch = telemetry.poll(after, max);
@@ -44,6 +53,8 @@ export function telemetryPollHandler(
       dropped: batch.dropped,
       memory: { limitBytes: budget.limitBytes, usedBytes: budget.usedBytes },
       workers: { size: workers.size, alive: workers.alive, restarts: workers.restarts },
+      // An aggregate the parent observes anyway (it relays each request): no model, no outcome.
+      requests: { inFlight: requests.inFlight },
     };
   };
 }

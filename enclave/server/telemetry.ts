@@ -7,7 +7,8 @@
  * which model a request used or how it fared). The ring holds {@link TELEMETRY_BUFFER_EVENTS}
  * events: when the parent does not poll (or an attacker floods the enclave with events, e.g.
  * malformed frames), the oldest unread ones are overwritten and counted, never accumulated. Polls
- * are rate-limited by a token bucket, so poll spam costs the enclave a bounded amount of work.
+ * are rate-limited by a token bucket per link connection, so poll spam costs the enclave a bounded
+ * amount of work and one connection's spam cannot starve another's polls.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -46,13 +47,12 @@ export class EnclaveTelemetry {
   #last = 0;
   #polledThrough = 0;
   #dropped = 0;
-  #tokens = TELEMETRY_POLL_BURST;
-  #refilledAt: number;
+  /** One token bucket per link connection (at most the link's connection limit of them). */
+  readonly #buckets = new Map<number, { tokens: number; refilledAt: number }>();
 
   constructor(options: EnclaveTelemetryOptions = {}) {
     this.#ring = new Array<TelemetryEvent | undefined>(options.capacity ?? TELEMETRY_BUFFER_EVENTS);
     this.#clock = options.clock ?? Date.now;
-    this.#refilledAt = this.#clock();
   }
 
   /** Events held now (for tests and the bound's proof). */
@@ -86,17 +86,30 @@ export class EnclaveTelemetry {
     this.#ring[slot] = { seq, time: this.#clock(), level, event, details: clean };
   }
 
-  /** Takes a poll token; false when the parent polls faster than the bucket refills. */
-  admitPoll(): boolean {
+  /**
+   * Takes a poll token of connection `connection`; false when it polls faster than its bucket
+   * refills. Call {@link forget} when the connection closes.
+   */
+  admitPoll(connection: number): boolean {
     const now = this.#clock();
-    const refill = ((now - this.#refilledAt) / 1000) * TELEMETRY_POLLS_PER_SECOND;
-    if (refill > 0) {
-      this.#tokens = Math.min(TELEMETRY_POLL_BURST, this.#tokens + refill);
-      this.#refilledAt = now;
+    let bucket = this.#buckets.get(connection);
+    if (bucket === undefined) {
+      bucket = { tokens: TELEMETRY_POLL_BURST, refilledAt: now };
+      this.#buckets.set(connection, bucket);
     }
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    const refill = ((now - bucket.refilledAt) / 1000) * TELEMETRY_POLLS_PER_SECOND;
+    if (refill > 0) {
+      bucket.tokens = Math.min(TELEMETRY_POLL_BURST, bucket.tokens + refill);
+      bucket.refilledAt = now;
+    }
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
     return true;
+  }
+
+  /** Drops a closed connection's bucket. */
+  forget(connection: number): void {
+    this.#buckets.delete(connection);
   }
 
   /** Up to `max` (≤ {@link MAX_TELEMETRY_EVENTS_PER_POLL}) events after `after`, oldest first. */

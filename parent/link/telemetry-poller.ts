@@ -163,6 +163,8 @@ export class TelemetryPoller {
     const restarts = entry(workers, 'restarts');
     if (isCount(size)) metrics.enclaveWorkers.set({ state: 'configured' }, size);
     if (isCount(alive)) metrics.enclaveWorkers.set({ state: 'alive' }, alive);
+    const inFlight = entry(answer.get('requests'), 'inFlight');
+    if (isCount(inFlight)) metrics.enclaveRequestsInFlight.set(inFlight);
     if (isCount(restarts) && restarts > this.#restarts) {
       metrics.enclaveWorkerRestarts.inc(restarts - this.#restarts);
       this.#restarts = restarts;

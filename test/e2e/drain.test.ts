@@ -23,6 +23,7 @@ import { startLocalStack } from '../../sim/local-stack.ts';
 import type { LocalStack } from '../../sim/local-stack.ts';
 import { denseLayerModel } from '../../sim/onnx-builder.ts';
 import { PROJECT_ROOT } from '../helpers/fixtures.ts';
+import { TestLinkClient } from '../helpers/link-client.ts';
 
 /** How long the worker holds each run of `slow`: long enough to signal and probe meanwhile. */
 const SLOW_MS = 4_000;
@@ -116,6 +117,8 @@ beforeAll(async () => {
     stateDirectory: directory,
     httpPort: 0,
     isolateNetwork: false,
+    // The parent hears of the enclave's drain through telemetry: poll often enough to see it.
+    parent: { enclave: { telemetryIntervalMs: 250 } },
     enclaveEnv: { NITRO_INFER_TEST_WORKER_DELAY_ON_MODEL: `slow:${SLOW_MS}` },
     onEnclaveLine: (line) => enclaveLines.push(line),
   });
@@ -169,9 +172,16 @@ describe('SIGTERM drains', () => {
   it('the enclave: not ready at once, new requests ERR_LINK_DRAINING (503), the slow one completes, exit 0', async () => {
     const client = createClient({ endpoint: stack.url, policy });
     await client.attest();
-    const baseline = stack.parent.link.inFlight;
     const slow = client.infer('slow', request);
-    await until(() => stack.parent.link.inFlight > baseline, 'the slow inference to be in flight');
+    // In flight once the enclave counts it (its telemetry's request aggregate, on a connection of
+    // our own: each connection has its own poll budget).
+    const probe = await TestLinkClient.connect(path.join(directory, 'enclave.sock'));
+    await until(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const answer = await probe.request('telemetry.poll', { max: 1 });
+      return (answer.fields.get('requests') as Map<string, number> | undefined)?.get('inFlight') === 1;
+    }, 'the slow inference to be in flight');
+    probe.close();
 
     process.kill(stack.enclave.pid!, 'SIGTERM');
     await until(() => enclaveLines.some((line) => line.includes('"enclave.draining"')), 'the drain to start');
@@ -181,6 +191,10 @@ describe('SIGTERM drains', () => {
       draining: true,
     });
     await expect(client.infer('slow', request)).rejects.toMatchObject({ code: 'ERR_LINK_DRAINING' });
+    await until(
+      async () => (await get(`${stack.url}/v2/health/ready`)).code === 'ERR_LINK_DRAINING',
+      "the parent's readiness to follow the enclave's drain",
+    );
 
     const result = await slow;
     expect(result.response.outputs[0]!.shape).toEqual([1, 3]);

@@ -110,7 +110,7 @@ describe('telemetry.poll', () => {
     expect(await codeOfAsync(() => poller(new EnclaveTelemetry())(fields))).toBe('ERR_LINK_REQUEST_INVALID');
   });
 
-  it('refuses poll spam with ERR_LINK_OVERLOADED and serves again once the bucket refills', async () => {
+  it('refuses poll spam with ERR_LINK_OVERLOADED, per connection, and serves again once the bucket refills', async () => {
     let now = 1_000_000;
     const telemetry = new EnclaveTelemetry({ clock: () => now });
     const poll = poller(telemetry);
@@ -118,6 +118,9 @@ describe('telemetry.poll', () => {
     for (let index = 0; index < 100; index++) codes.push(await codeOfAsync(() => poll()));
     expect(codes.filter((code) => code === 'accepted')).toHaveLength(TELEMETRY_POLL_BURST);
     expect(new Set(codes.slice(TELEMETRY_POLL_BURST))).toEqual(new Set(['ERR_LINK_OVERLOADED']));
+    // Another connection's polls are not starved by this one's spam.
+    const other = telemetryPollHandler(telemetry, pool, budget);
+    expect(await codeOfAsync(() => other(new Map(), { id: 2, onClose: () => {} }))).toBe('accepted');
     now += 1000 / TELEMETRY_POLLS_PER_SECOND;
     expect(await codeOfAsync(() => poll())).toBe('accepted');
     expect(await codeOfAsync(() => poll())).toBe('ERR_LINK_OVERLOADED');
