@@ -17,6 +17,9 @@ import { FrameWriter } from '../../shared/frame-writer.ts';
 import { FrameDecoder, MAX_FRAME_BYTES, encodeFrame } from '../../shared/frames.ts';
 import type { Frame, FramePieces } from '../../shared/frames.ts';
 import { LinkBudget } from './link-budget.ts';
+import { LONG_POLLS, SERVED_WHILE_DRAINING, WorkTracker, endConnections, refuse } from './link-lifecycle.ts';
+
+export { SERVED_WHILE_DRAINING } from './link-lifecycle.ts';
 
 /** Per-connection state handlers may keep (e.g. uploads in progress). */
 export interface Connection {
@@ -71,24 +74,6 @@ export interface LinkServerOptions {
   readonly incompleteFrameTimeoutMs?: number;
 }
 
-/**
- * Requests a draining enclave still answers: status, telemetry and the parent's watch (an operator
- * watches the drain), credentials, and the rest of uploads already under way. Everything else is new work and gets
- * ERR_LINK_DRAINING.
- */
-export const SERVED_WHILE_DRAINING: ReadonlySet<string> = new Set([
-  'status',
-  'telemetry.poll',
-  'models.watch',
-  'credentials',
-  'model.chunk',
-  'model.end',
-  'model.abort',
-]);
-
-/** Long polls the parent keeps open (handlers/models-watch.ts): a drain does not wait for them. */
-const LONG_POLLS: ReadonlySet<string> = new Set(['models.watch']);
-
 /** Counters for metrics and tests. */
 export interface LinkServerStats {
   readonly connections: number;
@@ -116,9 +101,7 @@ export class LinkServer {
   #refused = 0;
   #stalled = 0;
   #draining = false;
-  /** Requests being handled, long polls excepted: what a drain waits for. */
-  #working = 0;
-  #idle: (() => void)[] = [];
+  readonly #work = new WorkTracker();
 
   constructor(handlers: ReadonlyMap<string, LinkHandler>, log: Log, options: LinkServerOptions = {}) {
     this.#handlers = handlers;
@@ -282,7 +265,7 @@ export class LinkServer {
 
   /** Requests being handled now, long polls excepted. */
   get working(): number {
-    return this.#working;
+    return this.#work.count;
   }
 
   /** Stops taking new work: from now on only {@link SERVED_WHILE_DRAINING} types are handled. */
@@ -292,28 +275,12 @@ export class LinkServer {
 
   /** Resolves once no request (long polls excepted) is being handled. */
   idle(): Promise<void> {
-    if (this.#working === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    return this.#work.idle();
   }
 
-  /**
-   * Ends every connection after the answers already written have left (the writers coalesce on
-   * the next turn of the event loop): the end of a drain, so its last answers are not lost.
-   * Connections that do not close within {@link REFUSAL_GRACE_MS} are destroyed.
-   */
-  async end(): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve));
-    await Promise.all(
-      [...this.#sockets].map(
-        (socket) =>
-          new Promise<void>((resolve) => {
-            if (socket.destroyed) return resolve();
-            socket.once('close', () => resolve());
-            socket.end();
-            setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
-          }),
-      ),
-    );
+  /** Ends every connection once the answers already written have left (the end of a drain). */
+  end(): Promise<void> {
+    return endConnections(this.#sockets);
   }
 
   /** Closes every connection. */
@@ -323,11 +290,11 @@ export class LinkServer {
 
   async #dispatch(frame: Frame, connection: Connection, writer: FrameWriter): Promise<void> {
     const counted = !LONG_POLLS.has(frame.type);
-    if (counted) this.#working++;
+    if (counted) this.#work.begin();
     try {
       await this.#answer(frame, connection, writer);
     } finally {
-      if (counted && --this.#working === 0) for (const resolve of this.#idle.splice(0)) resolve();
+      if (counted) this.#work.end();
     }
   }
 
@@ -355,19 +322,4 @@ export class LinkServer {
     }
     if (!writer.write(response)) await writer.drained();
   }
-}
-
-/** How long a refused connection may take to read its error frame before it is destroyed. */
-const REFUSAL_GRACE_MS = 1_000;
-
-/** Stops reading, sends one error frame (id 0) naming the code, and closes the connection. */
-function refuse(socket: Socket, error: LinkError | { code: string; message: string }): void {
-  socket.pause();
-  socket.removeAllListeners('data');
-  if (socket.destroyed) return;
-  socket.on('error', () => {});
-  const [head] = encodeFrame(0, 'error', { code: error.code, message: error.message.slice(0, 200) });
-  socket.end(head);
-  socket.once('finish', () => socket.destroy());
-  setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
 }
