@@ -121,6 +121,7 @@ export async function startParent(config: ParentConfig, seams: ParentSeams = {})
 
   const link = new EnclaveLink({
     connect: () => connectTransport(config.enclave.address),
+    connections: config.enclave.connections,
     requestTimeoutMs: config.enclave.requestTimeoutMs,
     maxInFlight: config.enclave.maxInFlight,
     log,

@@ -123,6 +123,11 @@ export const ParentConfigSchema = Type.Object(
          * least 250 ms, the enclave's refill rate (TELEMETRY_POLLS_PER_SECOND).
          */
         telemetryIntervalMs: Type.Integer({ minimum: 250, maximum: 600_000, default: 5_000 }),
+        /**
+         * Link connections (parent/link/enclave-link.ts): one bulk lane for uploads and large bodies,
+         * the rest for small requests. At most the enclave's default `link.maxConnections` (8).
+         */
+        connections: Type.Integer({ minimum: 1, maximum: 8, default: 4 }),
       },
       { ...closed, default: {} },
     ),

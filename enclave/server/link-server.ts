@@ -47,7 +47,7 @@ export const MAX_IN_FLIGHT_PER_CONNECTION = 256;
 /** Most request bytes one connection may have in flight before reading pauses (16 model chunks of 1 MiB). */
 export const MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 16 * 1024 * 1024;
 
-/** Connections at once: the parent opens a few (one today); more are refused with ERR_LINK_OVERLOADED. */
+/** Connections at once: the parent opens a few (4 by default, enclave.connections); more are refused with ERR_LINK_OVERLOADED. */
 export const DEFAULT_MAX_CONNECTIONS = 8;
 
 /**

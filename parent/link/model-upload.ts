@@ -3,6 +3,8 @@
  * (DESIGN.md 4.5). Never buffers the artifact: at most `window` chunks are in flight, and the source
  * is read only as fast as the enclave acknowledges — a slow enclave slows the S3 read, not memory.
  * If the source fails midway the upload is aborted in the enclave, so nothing is half-loaded.
+ * Every frame of one upload goes over one connection, the link's bulk lane (the enclave keeps an
+ * upload per connection), so small requests on the other connections never queue behind it.
  */
 import { LinkError } from '../../shared/errors.ts';
 import type { EnclaveLink, LinkFields } from './enclave-link.ts';
@@ -33,11 +35,12 @@ export async function uploadModel(
   const chunkBytes = options.chunkBytes ?? UPLOAD_CHUNK_BYTES;
   const window = options.window ?? UPLOAD_WINDOW;
   const requestOptions = options.internal === true ? { internal: true } : {};
-  await link.request('model.load', { name, size }, requestOptions);
+  const channel = link.pin();
+  await channel.request('model.load', { name, size }, requestOptions);
   const inFlight = new Set<Promise<LinkFields>>();
   let failure: unknown;
   const send = (data: Uint8Array) => {
-    const pending = link.request('model.chunk', { name, data }, requestOptions);
+    const pending = channel.request('model.chunk', { name, data }, requestOptions);
     inFlight.add(pending);
     pending.then(
       () => inFlight.delete(pending),
@@ -81,12 +84,12 @@ export async function uploadModel(
     if (failure !== undefined) throw failure;
     if (sent !== size)
       throw new LinkError('ERR_LINK_REQUEST_INVALID', `the source ended after ${sent} of ${size} bytes`);
-    const ended = await link.request('model.end', { name }, { ...requestOptions, timeoutMs: 120_000 });
+    const ended = await channel.request('model.end', { name }, { ...requestOptions, timeoutMs: 120_000 });
     return ended.get('model') as LoadedModelDescription;
   } catch (error) {
     await Promise.allSettled(inFlight);
     // Best effort: a dropped connection has already abandoned the upload in the enclave.
-    await link.request('model.abort', { name }, requestOptions).catch(() => {});
+    await channel.request('model.abort', { name }, requestOptions).catch(() => {});
     throw error;
   }
 }
