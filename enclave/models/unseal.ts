@@ -5,6 +5,10 @@
  * declared artifact size (lent by the memory budget's pool, never allocated here), and its SHA-384
  * must equal the digest bound in the encryption context. On any failure the written part of the
  * buffer is overwritten and a typed error says which check failed.
+ *
+ * For large models the SHA-384 runs in a worker thread ({@link DigestWorker}) while this thread
+ * decrypts, so the two overlap on two cores (an enclave has at least two vCPUs); small models hash
+ * inline, where a thread's start-up would cost more than it saves.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
@@ -16,6 +20,10 @@ import type { NitroInferError } from '../../shared/errors.ts';
 import { encryptionSdk, identityFromContext } from '../../shared/sealing/index.ts';
 import type { KmsClientSupplier } from '../../shared/sealing/index.ts';
 import type { DecryptRequest } from '../kms/attested-kms.ts';
+import { DigestWorker } from './digest-worker.ts';
+
+/** Artifacts from this size on hash in a worker thread (bench/unseal.bench.ts: both ways measured). */
+export const DIGEST_WORKER_MIN_BYTES = 16 * 1024 * 1024;
 
 /** Options of {@link unsealModel}. */
 export interface UnsealOptions {
@@ -34,6 +42,8 @@ export interface UnsealOptions {
    * so that only written bytes need zeroing later (a `BufferLease` from the memory budget).
    */
   readonly output: { readonly view: Uint8Array; written: number };
+  /** Where the SHA-384 runs; by default in a worker from {@link DIGEST_WORKER_MIN_BYTES} on. */
+  readonly digest?: 'inline' | 'worker';
 }
 
 /** A decrypted, digest-checked model: `plaintext` is a view of the caller's `output`. */
@@ -79,7 +89,11 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
     plaintext.fill(0, 0, length);
     output.written = 0;
   };
-  const hash = createHash('sha384');
+  const useWorker =
+    (options.digest ?? (options.ciphertextBytes >= DIGEST_WORKER_MIN_BYTES ? 'worker' : 'inline')) ===
+    'worker';
+  const digestWorker = useWorker ? new DigestWorker() : undefined;
+  const hash = useWorker ? undefined : createHash('sha384');
   let length = 0;
   let identity: ModelIdentity | undefined;
   let contextFailure: NitroInferError | undefined;
@@ -106,9 +120,14 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
         return;
       }
       plaintext.set(chunk, length);
-      hash.update(chunk);
       length += chunk.byteLength;
       output.written = length;
+      if (digestWorker !== undefined) {
+        // The worker zeroes (or has detached) the chunk; this resolves at once unless it lags behind.
+        digestWorker.update(chunk).then(() => callback(), callback);
+        return;
+      }
+      hash?.update(chunk);
       chunk.fill(0);
       callback();
     },
@@ -118,6 +137,7 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
     await pipeline(Readable.from(options.ciphertext), decryptStream, sink);
   } catch (error) {
     wipe();
+    await digestWorker?.close();
     if (contextFailure !== undefined) throw contextFailure;
     // A tampered encrypted data key is an authentication failure like any other flipped byte:
     // one code for all of them (STYLE.md 4). KMS refusals for other reasons keep their code.
@@ -134,9 +154,20 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
   }
   if (identity === undefined) {
     wipe();
+    await digestWorker?.close();
     throw new ModelError('ERR_ARTIFACT_INVALID', 'the artifact has no header');
   }
-  const digest = hash.digest();
+  let digest: Buffer;
+  try {
+    digest =
+      digestWorker === undefined
+        ? (hash as ReturnType<typeof createHash>).digest()
+        : await digestWorker.digest();
+  } catch (error) {
+    wipe();
+    await digestWorker?.close();
+    throw error;
+  }
   if (!timingSafeEqual(digest, Buffer.from(identity.sha384, 'hex'))) {
     wipe();
     throw new ModelError(
