@@ -129,6 +129,9 @@ beforeAll(async () => {
     httpPort: 0,
     inferenceWorkers: WORKERS,
     memoryBudgetMib: BUDGET_MIB,
+    // The attacker's own link clients below need connection slots beside the parent's (the enclave
+    // serves 8 at most; the parent would keep 4 by default).
+    parent: { enclave: { connections: 2 } },
     enclaveEnv: { NITRO_INFER_TEST_WORKER_EXIT_ON_MODEL: 'poison' },
     onEnclaveLine: (line) => enclaveLines.push(line),
     logger: pino(
