@@ -183,6 +183,16 @@ export class LinkConnection {
   }
 
   #settle(id: number, type: string, fields: LinkFields): void {
+    if (id === 0 && type === 'error') {
+      // The enclave closes this connection and says why first: too many connections (more than its
+      // link.maxConnections) or a frame it refused. Only the code is logged, never a field's value.
+      const code = fields.get('code');
+      this.#options.log('warn', 'link.closed_by_enclave', {
+        connection: this.index,
+        code: typeof code === 'string' ? code.slice(0, 64) : 'unknown',
+      });
+      return;
+    }
     const pending = this.#pending.get(id);
     if (pending === undefined) return; // timed out earlier (or id 0, a codec error): dropped
     this.#pending.delete(id);

@@ -60,6 +60,7 @@ function newLink(
   connections: number,
   sockets: Socket[] = [],
   backoff = { initialMs: 10, maxMs: 50 },
+  log: (level: string, event: string, details?: Record<string, unknown>) => void = () => {},
 ): EnclaveLink {
   let calls = 0;
   const link = new EnclaveLink({
@@ -73,6 +74,7 @@ function newLink(
     connections,
     requestTimeoutMs: 20_000,
     backoff,
+    log,
   });
   links.push(link);
   return link;
@@ -230,7 +232,8 @@ describe('link connections', () => {
     // A parent configured (or compromised) to open 8, and a second one beside it. Refused
     // connections retry only after a minute, so the counts below are stable.
     const slow = { initialMs: 60_000, maxMs: 60_000 };
-    const greedy = newLink(8, [], slow);
+    const events: Array<Record<string, unknown> & { event: string }> = [];
+    const greedy = newLink(8, [], slow, (_level, event, details) => events.push({ event, ...details }));
     greedy.start();
     await until(() => enclave.server.stats.refusedConnections === 5 && greedy.openConnections === 3);
     await greedy.ready();
@@ -240,6 +243,12 @@ describe('link connections', () => {
     expect(enclave.server.stats.connections).toBe(3);
     expect(greedy.openConnections).toBe(3);
     expect(other.state).toBe('connecting');
+    // The parent logs why: the enclave's refusal, by code only.
+    expect(
+      events.filter(
+        (entry) => entry.event === 'link.closed_by_enclave' && entry.code === 'ERR_LINK_OVERLOADED',
+      ),
+    ).toHaveLength(5);
     const reply = await greedy.request('echo', { body: new Uint8Array([1]) });
     expect([...(reply.get('body') as Uint8Array)]).toEqual([1]);
   });
