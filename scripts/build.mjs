@@ -25,7 +25,16 @@ import { URL, fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The folders whose sources the server/CLI package runs (DESIGN.md 3); tests and benches stay out. */
-export const SERVER_FOLDERS = ['shared', 'transport', 'enclave', 'parent', 'client', 'proxy', 'scripts', 'sim'];
+export const SERVER_FOLDERS = [
+  'shared',
+  'transport',
+  'enclave',
+  'parent',
+  'client',
+  'proxy',
+  'scripts',
+  'sim',
+];
 /** Build tools among those sources, which the Dockerfile runs from the repository, not the package. */
 const BUILD_ONLY = new Set(['scripts/build-enclave.ts']);
 const SERVER_OUT = path.join(ROOT, 'dist');
