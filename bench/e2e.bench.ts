@@ -5,7 +5,17 @@
  * text detector on a 1×3×96×320 image), at concurrency 1 and 8: p50, p99, throughput, ratios.
  * Also the OHTTP crypto alone: HPKE seal + open of a request and its response, per request.
  *
- * Run: npm run bench:e2e   (writes bench/results/e2e.json)
+ * Placement (issue 11, DESIGN.md 8): with `--pin on` the enclave process and its workers run on the
+ * enclave cores and the direct baseline, in its own process, on the same cores with as many
+ * ONNX Runtime threads; the parent, the KMS simulator (this process) and the SDK client on the
+ * others. `--pin both` (the default) measures pinned, then unpinned, against the same stack.
+ * Each placement runs closed loops at concurrency 1 and 8 (8 is the saturation throughput) and,
+ * for `--open-loop f1,f2`, open loops at those fractions of the full path's saturation throughput
+ * (the baseline offered the same rates), latency counted from each request's scheduled send time. `--body binary` sends typed
+ * arrays through the SDK (binary tensor data once the SDK has it; JSON with a warning before).
+ *
+ * Run: npm run bench:e2e [-- --pin both|on|off --body json|binary --open-loop 0.5,0.9]
+ *      (REQUESTS / LARGE_REQUESTS set the calls per measurement; writes bench/results/e2e.json)
  */
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -19,22 +29,28 @@ import { buffer } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { NodeDhkemX25519HkdfSha256 as DhkemX25519HkdfSha256 } from '../shared/ohttp/node-primitives.ts';
-// Before onnxruntime-node: its telemetry off (enclave/inference/onnxruntime-env.ts).
-import '../enclave/inference/onnxruntime-env.ts';
-import ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { OhttpGateway, encapsulateRequest } from '../shared/ohttp/encapsulation.ts';
 import { createSealStream } from '../shared/sealing/index.ts';
 import { startLocalStack } from '../sim/local-stack.ts';
 import { denseLayerModel } from '../sim/onnx-builder.ts';
-import { environment, load, peakRssMiB, summarize, writeResult } from './stats.ts';
-import type { LatencySummary } from './stats.ts';
+import { affinityOf, parseBenchOptions, peakRssOf, pinned, setAffinity } from './placement.ts';
+import type { Placement } from './placement.ts';
+import { environment, ratio, summarize, writeResult } from './stats.ts';
+import type { LatencySummary, LoadResult } from './stats.ts';
 
 const run = promisify(execFile);
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const TSX = path.join(HERE, '..', 'node_modules', '.bin', 'tsx');
 const TOTAL_SMALL = Number(process.env.REQUESTS ?? 2000);
 const TOTAL_LARGE = Number(process.env.LARGE_REQUESTS ?? 200);
+const options = parseBenchOptions(process.argv.slice(2));
+// One worker per enclave core, each with one intra-op thread (enclave/inference/pool.ts), and the
+// same in both placements, so pinned and unpinned differ only in where the threads may run.
+const WORKERS = options.enclaveCoreCount;
+// The baseline's session is set up as one enclave worker's: its intra-op threads total the
+// enclave cores (one each) when WORKERS sessions run, and equal them on a one-core enclave.
+const INTRA_OP_THREADS = 1;
 
 interface Subject {
   name: string;
@@ -91,16 +107,6 @@ if (existsSync(detector)) {
   });
 }
 
-async function directRun(subject: Subject, concurrency: number) {
-  const session = await ort.InferenceSession.create(subject.bytes, { intraOpNumThreads: 1 });
-  const input = subject.request.inputs[0]!;
-  const feeds = { [input.name]: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) };
-  for (let index = 0; index < 10; index++) await session.run(feeds);
-  const result = await load(subject.total, concurrency, () => session.run(feeds));
-  await session.release();
-  return result;
-}
-
 async function hpkeCost(): Promise<LatencySummary> {
   const kem = new DhkemX25519HkdfSha256();
   const pair = await kem.generateKeyPair();
@@ -126,16 +132,46 @@ async function hpkeCost(): Promise<LatencySummary> {
   return summarize(samples);
 }
 
+interface Measured {
+  readonly results: { load: string; result: LoadResult }[];
+  readonly peakRssMiB: number;
+  readonly affinity: string[];
+  readonly body?: string;
+}
+
+async function child(placementCores: string, script: string, args: string[]): Promise<Measured> {
+  const begin = Date.now();
+  const [command, argv] = pinned(placementCores, TSX, [path.join(HERE, script), ...args]);
+  const { stdout, stderr } = await run(command, argv, { maxBuffer: 1 << 20 });
+  if (stderr.trim() !== '') process.stderr.write(stderr);
+  const measured = JSON.parse(stdout) as Measured;
+  const took = Math.round((Date.now() - begin) / 100) / 10;
+  process.stderr.write(
+    `  ${script} on ${placementCores}: ${measured.results.map((entry) => entry.load).join(', ')} (${took} s)\n`,
+  );
+  return measured;
+}
+
 const directory = await mkdtemp(path.join(os.tmpdir(), 'ni-e2e-bench-'));
+// This process is the parent and the KMS simulator: the host side from the start, so the enclave
+// child (which inherits it) starts there too until it is placed.
+setAffinity(process.pid, options.placements[0]!.host);
 const stack = await startLocalStack({
   stateDirectory: directory,
   httpPort: 0,
-  inferenceWorkers: 1,
+  inferenceWorkers: WORKERS,
   parent: { http: { rateLimit: { max: 10_000_000, windowMs: 60_000 } } },
   logger: pino({ level: 'error' }),
 });
+const enclavePid = stack.enclave.pid!;
 const rows: Record<string, unknown>[] = [];
+const placements: Record<string, unknown>[] = [];
+let enclavePeakRssMiB = Number.NaN;
+const bodies = new Set<string>();
+const peaks = { direct: 0, client: 0 };
+const only = process.env.MODELS?.split(',');
 try {
+  const files = new Map<string, { model: string; request: string }>();
   for (const subject of subjects) {
     const sha384 = createHash('sha384').update(subject.bytes).digest('hex');
     const sealer = createSealStream({
@@ -152,60 +188,121 @@ try {
       body: JSON.stringify({ source: `file://${file}` }),
     });
     if (loaded.status !== 200) throw new Error(await loaded.text());
-    const requestFile = path.join(directory, `${subject.name}.json`);
-    await writeFile(requestFile, JSON.stringify(subject.request));
-    for (const concurrency of [1, 8]) {
-      const direct = await directRun(subject, concurrency);
-      const { stdout } = await run(
-        TSX,
-        [
-          path.join(HERE, 'sdk-load.ts'),
-          stack.url,
-          stack.files.pcrs,
-          stack.files.root,
-          subject.name,
-          requestFile,
-          String(subject.total),
-          String(concurrency),
-        ],
-        { maxBuffer: 1 << 20 },
-      );
-      const full = JSON.parse(stdout) as { latency: LatencySummary; perSecond: number };
-      rows.push({
-        model: subject.name,
-        concurrency,
-        direct,
-        full,
-        addedP50Ms: Math.round((full.latency.p50Ms - direct.latency.p50Ms) * 1000) / 1000,
-        addedP50Percent:
-          Math.round(((full.latency.p50Ms - direct.latency.p50Ms) / direct.latency.p50Ms) * 1000) / 10,
-        throughputRatio: Math.round((full.perSecond / direct.perSecond) * 100) / 100,
+    const model = path.join(directory, `${subject.name}.onnx`);
+    await writeFile(model, subject.bytes);
+    const request = path.join(directory, `${subject.name}.json`);
+    await writeFile(request, JSON.stringify(subject.request));
+    files.set(subject.name, { model, request });
+  }
+  for (const placement of options.placements) {
+    place(placement);
+    placements.push({
+      pin: placement.mode,
+      enclaveCores: placement.enclave,
+      hostCores: placement.host,
+      // Read back from every thread: the enclave's worker threads included.
+      enclaveThreads: affinityOf(enclavePid),
+      parentThreads: affinityOf(process.pid),
+    });
+    for (const subject of subjects) {
+      if (only !== undefined && !only.includes(subject.name)) continue;
+      const { model, request } = files.get(subject.name)!;
+      const total = String(subject.total);
+      // Closed loops at c=1 and c=8 (the saturation throughput), then open loops at fractions of
+      // the full path's saturation throughput — a rate it can sustain, so the latencies show the
+      // queueing at that load rather than an ever-growing backlog; the baseline gets the same rates.
+      const full = await child(placement.host, 'sdk-load.ts', [
+        stack.url,
+        stack.files.pcrs,
+        stack.files.root,
+        subject.name,
+        request,
+        total,
+        ['closed:1', 'closed:8', ...options.openLoopFractions.map((fraction) => `open:${fraction}x`)].join(
+          ',',
+        ),
+        options.body,
+      ]);
+      const direct = await child(placement.enclave, 'direct-load.ts', [
+        model,
+        request,
+        total,
+        full.results.map((entry) => entry.load).join(','),
+        String(INTRA_OP_THREADS),
+      ]);
+      bodies.add(full.body ?? 'json');
+      peaks.direct = Math.max(peaks.direct, direct.peakRssMiB);
+      peaks.client = Math.max(peaks.client, full.peakRssMiB);
+      direct.results.forEach(({ load, result }, index) => {
+        const through = full.results[index]!.result;
+        rows.push({
+          pin: placement.mode,
+          model: subject.name,
+          load,
+          direct: result,
+          full: through,
+          addedP50Ms: Math.round((through.latency.p50Ms - result.latency.p50Ms) * 1000) / 1000,
+          p50Ratio: ratio(through.latency.p50Ms, result.latency.p50Ms),
+          p99Ratio: ratio(through.latency.p99Ms, result.latency.p99Ms),
+          throughputRatio: ratio(through.perSecond, result.perSecond),
+        });
       });
     }
   }
+  enclavePeakRssMiB = peakRssOf(enclavePid);
 } finally {
   await stack.close();
   await rm(directory, { recursive: true, force: true });
 }
+
+function place(placement: Placement): void {
+  setAffinity(process.pid, placement.host);
+  setAffinity(enclavePid, placement.enclave);
+}
+
 const hpke = await hpkeCost();
 const file = writeResult('e2e', {
   environment: environment(),
-  peakRssMiB: peakRssMiB(),
+  workers: WORKERS,
+  intraOpThreads: INTRA_OP_THREADS,
+  body: [...bodies].join(','),
+  placements,
+  peakRssMiB: {
+    enclave: enclavePeakRssMiB,
+    parentAndKmsSimulator: peakRssOf('self'),
+    client: peaks.client,
+    direct: peaks.direct,
+  },
   hpkeSealOpenPerRequest: hpke,
   rows,
 });
-console.log('model      conc  direct p50/p99 ms   full p50/p99 ms    added p50      direct/s  full/s');
+const env = environment();
+console.log(
+  `e2e — Node ${env.node}, ${env.cpu}, ${env.cores} cores; ${WORKERS} enclave worker(s), ${INTRA_OP_THREADS} intra-op thread(s) each; bodies ${[...bodies].join(',')}`,
+);
+for (const placement of placements)
+  console.log(
+    `pin ${String(placement.pin)}: enclave + direct on ${String(placement.enclaveCores)} (enclave threads ${String(placement.enclaveThreads)}), parent + client on ${String(placement.hostCores)}`,
+  );
+console.log(
+  'pin  model      load          direct p50/p99 ms  full p50/p99 ms    added p50 ms  p50 ×   direct/s  full/s  thr ×',
+);
 for (const row of rows as {
+  pin: string;
   model: string;
-  concurrency: number;
-  direct: { latency: LatencySummary; perSecond: number };
-  full: { latency: LatencySummary; perSecond: number };
+  load: string;
+  direct: LoadResult;
+  full: LoadResult;
   addedP50Ms: number;
-  addedP50Percent: number;
+  p50Ratio: number;
+  throughputRatio: number;
 }[]) {
   console.log(
-    `${row.model.padEnd(10)} ${String(row.concurrency).padStart(4)}  ${`${row.direct.latency.p50Ms}/${row.direct.latency.p99Ms}`.padEnd(18)} ${`${row.full.latency.p50Ms}/${row.full.latency.p99Ms}`.padEnd(18)} ${`${row.addedP50Ms} ms (${row.addedP50Percent}%)`.padEnd(14)} ${String(row.direct.perSecond).padStart(8)}  ${String(row.full.perSecond).padStart(6)}`,
+    `${row.pin.padEnd(4)} ${row.model.padEnd(10)} ${row.load.padEnd(13)} ${`${row.direct.latency.p50Ms}/${row.direct.latency.p99Ms}`.padEnd(18)} ${`${row.full.latency.p50Ms}/${row.full.latency.p99Ms}`.padEnd(18)} ${String(row.addedP50Ms).padStart(12)}  ${String(row.p50Ratio).padStart(5)}  ${String(row.direct.perSecond).padStart(8)}  ${String(row.full.perSecond).padStart(6)}  ${String(row.throughputRatio).padStart(5)}`,
   );
 }
+console.log(
+  `peak RSS MiB: enclave ${enclavePeakRssMiB}, parent + KMS sim ${peakRssOf('self')}, client ${peaks.client}, direct ${peaks.direct}`,
+);
 console.log(`HPKE seal+open per request (1 KiB, AES-256-GCM): p50 ${hpke.p50Ms} ms, p99 ${hpke.p99Ms} ms`);
 console.log(`written to ${file}`);
