@@ -1,15 +1,19 @@
 /**
  * HTTP load generator in its own process (as clients are): POSTs `total` bodies of `bytes` to `url`
- * with `concurrency` in flight over keep-alive connections; prints latency and throughput as JSON.
- * Usage: http-load.ts <url> <bytes> <total> <concurrency>
+ * over keep-alive connections for each load in the list — closed loops (`closed:N`, N in flight)
+ * or open loops (`open:R` a second, or `open:<f>x` of the last closed loop's throughput, latency
+ * from the scheduled send time); prints latency, throughput and peak RSS as JSON.
+ * Usage: http-load.ts <url> <bytes> <total> <loads: closed:1,closed:16,open:0.5x…>
  */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { load } from './stats.ts';
+import { peakRssOf } from './placement.ts';
+import { driveAll } from './stats.ts';
 
-const [url, bytes, total, concurrency] = process.argv.slice(2) as [string, string, string, string];
+const [url, bytes, total, specs] = process.argv.slice(2) as [string, string, string, string];
 const body = randomBytes(Number(bytes));
-const agent = new http.Agent({ keepAlive: true, maxSockets: Number(concurrency) });
+// Open loops may have more calls in flight than any closed one; each gets a connection then.
+const agent = new http.Agent({ keepAlive: true });
 const target = new URL(url);
 
 function post(): Promise<void> {
@@ -39,6 +43,6 @@ function post(): Promise<void> {
 }
 
 for (let index = 0; index < 50; index++) await post();
-const result = await load(Number(total), Number(concurrency), post);
+const results = await driveAll(specs, Number(total), post);
 agent.destroy();
-console.log(JSON.stringify(result));
+console.log(JSON.stringify({ results, peakRssMiB: peakRssOf('self') }));
