@@ -4,7 +4,11 @@
  * and the added latency. The requester runs in its own process, as the parent does. Also measures
  * whether batching 8 single requests into one run of batch 8 would help (DESIGN.md 6).
  *
- * Run: npm run bench:link   (writes bench/results/link-inference.json)
+ * Placement (issue 11): with `--pin on` this process (the enclave's link server, its workers and the
+ * direct baseline) runs on the enclave core(s) with one worker per core, and the requester on the
+ * others; `--pin both` (the default) measures pinned, then unpinned.
+ *
+ * Run: npm run bench:link [-- --pin both|on|off]   (writes bench/results/link-inference.json)
  */
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -17,6 +21,7 @@ import ort from 'onnxruntime-node';
 import { denseLayerModel } from '../sim/onnx-builder.ts';
 import { TestLinkClient } from '../test/helpers/link-client.ts';
 import { startBenchStack } from './harness.ts';
+import { affinityOf, parseBenchOptions, pinned, setAffinity } from './placement.ts';
 import { environment, load, peakRssMiB, writeResult } from './stats.ts';
 import type { LatencySummary } from './stats.ts';
 
@@ -24,6 +29,7 @@ const TOTAL = Number(process.env.REQUESTS ?? 3000);
 const CLIENT = fileURLToPath(new URL('./infer-client.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
+const options = parseBenchOptions(process.argv.slice(2));
 
 interface Subject {
   readonly name: string;
@@ -124,15 +130,14 @@ async function batching(subject: Subject): Promise<{ eightSingleRunsMs: number; 
 }
 
 const results: Record<string, unknown>[] = [];
-const directResults = new Map<string, { latency: LatencySummary; perSecond: number }>();
 const batchingResults: Record<string, unknown> = {};
-for (const subject of [dense, classifier]) {
-  for (const concurrency of [1, 8])
-    directResults.set(`${subject.name}/${concurrency}`, await direct(subject, concurrency));
-  batchingResults[subject.name] = await batching(subject);
-}
-
-const stack = await startBenchStack({ memoryBudgetBytes: 256 * 1024 * 1024 });
+const placements: Record<string, unknown>[] = [];
+setAffinity(process.pid, options.placements[0]!.enclave);
+const stack = await startBenchStack({
+  memoryBudgetBytes: 256 * 1024 * 1024,
+  workers: options.enclaveCoreCount,
+});
+const requestFiles = new Map<string, string>();
 for (const subject of [dense, classifier]) {
   const uploader = await TestLinkClient.connect(stack.socketPath);
   const loaded = await uploader.upload(subject.name, await stack.seal(subject.name, subject.model));
@@ -140,31 +145,42 @@ for (const subject of [dense, classifier]) {
   if (loaded.type !== 'ok') throw new Error(`load failed: ${String(loaded.fields.get('code'))}`);
   const requestFile = path.join(stack.directory, `${subject.name}.json`);
   await writeFile(requestFile, JSON.stringify({ inputs: [{ ...subject.input, datatype: 'FP32' }] }));
-  for (const concurrency of [1, 8]) {
-    const { stdout } = await run(
-      process.execPath,
-      [
+  requestFiles.set(subject.name, requestFile);
+}
+for (const placement of options.placements) {
+  setAffinity(process.pid, placement.enclave);
+  placements.push({
+    pin: placement.mode,
+    enclaveCores: placement.enclave,
+    hostCores: placement.host,
+    enclaveThreads: affinityOf(process.pid),
+  });
+  for (const subject of [dense, classifier]) {
+    if (placement === options.placements[0]) batchingResults[subject.name] = await batching(subject);
+    for (const concurrency of [1, 8]) {
+      const limit = await direct(subject, concurrency);
+      const [command, argv] = pinned(placement.host, process.execPath, [
         '--import',
         'tsx',
         CLIENT,
         stack.socketPath,
         subject.name,
-        requestFile,
+        requestFiles.get(subject.name)!,
         String(TOTAL),
         String(concurrency),
-      ],
-      { maxBuffer: 1 << 20 },
-    );
-    const linked = JSON.parse(stdout) as { latency: LatencySummary; perSecond: number };
-    const limit = directResults.get(`${subject.name}/${concurrency}`)!;
-    results.push({
-      model: subject.name,
-      concurrency,
-      direct: limit,
-      link: linked,
-      addedP50Ms: Math.round((linked.latency.p50Ms - limit.latency.p50Ms) * 1000) / 1000,
-      throughputRatio: Math.round((linked.perSecond / limit.perSecond) * 100) / 100,
-    });
+      ]);
+      const { stdout } = await run(command, argv, { maxBuffer: 1 << 20 });
+      const linked = JSON.parse(stdout) as { latency: LatencySummary; perSecond: number };
+      results.push({
+        pin: placement.mode,
+        model: subject.name,
+        concurrency,
+        direct: limit,
+        link: linked,
+        addedP50Ms: Math.round((linked.latency.p50Ms - limit.latency.p50Ms) * 1000) / 1000,
+        throughputRatio: Math.round((linked.perSecond / limit.perSecond) * 100) / 100,
+      });
+    }
   }
 }
 await stack.close();
@@ -172,6 +188,8 @@ await stack.close();
 const report = {
   subject: 'link + worker inference',
   environment: environment(),
+  workers: options.enclaveCoreCount,
+  placements,
   requests: TOTAL,
   results,
   batching: batchingResults,
@@ -182,10 +200,11 @@ console.log(
   `link + worker inference — ${environment().cpu}, ${environment().cores} cores, Node ${process.version}, ${TOTAL} requests each`,
 );
 console.log(
-  '| model | conc. | direct p50 / p99 ms | link p50 / p99 ms | added p50 ms | direct req/s | link req/s |',
+  '| pin | model | conc. | direct p50 / p99 ms | link p50 / p99 ms | added p50 ms | direct req/s | link req/s |',
 );
-console.log('|---|---:|---:|---:|---:|---:|---:|');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|');
 for (const row of results as {
+  pin: string;
   model: string;
   concurrency: number;
   direct: { latency: LatencySummary; perSecond: number };
@@ -193,7 +212,7 @@ for (const row of results as {
   addedP50Ms: number;
 }[]) {
   console.log(
-    `| ${row.model} | ${row.concurrency} | ${row.direct.latency.p50Ms} / ${row.direct.latency.p99Ms} | ${row.link.latency.p50Ms} / ${row.link.latency.p99Ms} | ${row.addedP50Ms} | ${row.direct.perSecond} | ${row.link.perSecond} |`,
+    `| ${row.pin} | ${row.model} | ${row.concurrency} | ${row.direct.latency.p50Ms} / ${row.direct.latency.p99Ms} | ${row.link.latency.p50Ms} / ${row.link.latency.p99Ms} | ${row.addedP50Ms} | ${row.direct.perSecond} | ${row.link.perSecond} |`,
   );
 }
 console.log(
