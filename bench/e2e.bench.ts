@@ -251,6 +251,7 @@ try {
   }
   enclavePeakRssMiB = peakRssOf(enclavePid);
 } finally {
+  process.stderr.write('  closing the stack\n');
   await stack.close();
   await rm(directory, { recursive: true, force: true });
 }
@@ -260,8 +261,7 @@ function place(placement: Placement): void {
   setAffinity(enclavePid, placement.enclave);
 }
 
-const hpke = await hpkeCost();
-const file = writeResult('e2e', {
+const result = {
   environment: environment(),
   workers: WORKERS,
   intraOpThreads: INTRA_OP_THREADS,
@@ -273,9 +273,15 @@ const file = writeResult('e2e', {
     client: peaks.client,
     direct: peaks.direct,
   },
-  hpkeSealOpenPerRequest: hpke,
   rows,
-});
+};
+// Written before the HPKE loop too: on Node 20.20 that loop has been seen to deadlock inside
+// node:crypto (a GC during a JWK export of an x25519 key runs ~KeyGenJob, which takes the mutex the
+// export holds), and the rows should survive it.
+writeResult('e2e', result);
+process.stderr.write('  HPKE seal + open\n');
+const hpke = await hpkeCost();
+const file = writeResult('e2e', { ...result, hpkeSealOpenPerRequest: hpke });
 const env = environment();
 console.log(
   `e2e — Node ${env.node}, ${env.cpu}, ${env.cores} cores; ${WORKERS} enclave worker(s), ${INTRA_OP_THREADS} intra-op thread(s) each; bodies ${[...bodies].join(',')}`,
