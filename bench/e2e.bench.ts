@@ -1,17 +1,17 @@
 /**
  * The full path (issue 5): SDK (own process) → HTTP → parent → link → enclave (own process) →
- * worker → back, against direct in-process `session.run` on the same model and input — the
- * physical limit — in one run. A sub-millisecond model (dense 256→64) and a larger one (PP-OCR
+ * worker → back, against direct `session.run` on the same model and input (in its own process) —
+ * the physical limit — in one run. A sub-millisecond model (dense 256→64) and a larger one (PP-OCR
  * text detector on a 1×3×96×320 image), at concurrency 1 and 8: p50, p99, throughput, ratios.
  * Also the OHTTP crypto alone: HPKE seal + open of a request and its response, per request.
  *
  * Placement (issue 11, DESIGN.md 8): with `--pin on` the enclave process and its workers run on the
- * enclave cores and the direct baseline, in its own process, on the same cores with as many
- * ONNX Runtime threads; the parent, the KMS simulator (this process) and the SDK client on the
- * others. `--pin both` (the default) measures pinned, then unpinned, against the same stack.
- * Each placement runs closed loops at concurrency 1 and 8 (8 is the saturation throughput) and,
- * for `--open-loop f1,f2`, open loops at those fractions of the full path's saturation throughput
- * (the baseline offered the same rates), latency counted from each request's scheduled send time. `--body binary` sends typed
+ * enclave cores, and the direct baseline on the same cores with the same ONNX Runtime threads; the
+ * parent, the KMS simulator (this process) and the SDK client on the others. `--pin both` (the
+ * default) measures pinned, then unpinned, against the same stack. Each placement runs closed loops
+ * at concurrency 1 and 8 (8 is the saturation throughput) and, for `--open-loop f1,f2`, open loops
+ * at those fractions of the full path's saturation throughput (the baseline offered the same
+ * rates), latency counted from each request's scheduled send time. `--body binary` sends typed
  * arrays through the SDK (binary tensor data once the SDK has it; JSON with a warning before).
  *
  * Run: npm run bench:e2e [-- --pin both|on|off --body json|binary --open-loop 0.5,0.9]
@@ -48,8 +48,8 @@ const options = parseBenchOptions(process.argv.slice(2));
 // One worker per enclave core, each with one intra-op thread (enclave/inference/pool.ts), and the
 // same in both placements, so pinned and unpinned differ only in where the threads may run.
 const WORKERS = options.enclaveCoreCount;
-// The baseline's session is set up as one enclave worker's: its intra-op threads total the
-// enclave cores (one each) when WORKERS sessions run, and equal them on a one-core enclave.
+// The baseline's session has one enclave worker's thread settings: on a one-core enclave its
+// intra-op threads equal the cores given, as the enclave's do.
 const INTRA_OP_THREADS = 1;
 
 interface Subject {
