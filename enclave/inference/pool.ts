@@ -14,7 +14,7 @@
 import './onnxruntime-env.ts';
 import os from 'node:os';
 import { InferenceError, ModelError } from '../../shared/errors.ts';
-import { fromFlatTensor, toFlatTensors } from '../../shared/inference/v2.ts';
+import { fromFlatTensor, toFlatTensors } from '../../shared/inference/v2-tensors.ts';
 import type {
   FlatTensor,
   V2InferenceRequest,
@@ -201,10 +201,17 @@ export class InferencePool {
     const inputs = toFlatTensors(request, metadata);
     const outputNames = request.outputs?.map((output) => output.name);
     const outputs = await this.run(name, inputs, outputNames);
+    // The binary tensor data extension: all outputs in binary, or those asked for one by one.
+    const allBinary = request.parameters?.binary_data_output === true;
+    const binary = new Set(
+      request.outputs
+        ?.filter((output) => output.parameters?.binary_data === true)
+        .map((output) => output.name),
+    );
     return {
       model_name: name,
       ...(request.id === undefined ? {} : { id: request.id }),
-      outputs: outputs.map(fromFlatTensor),
+      outputs: outputs.map((output) => fromFlatTensor(output, allBinary || binary.has(output.name))),
     };
   }
 

@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { tensorMetadata } from '../../shared/inference/v2.ts';
+import { tensorMetadata } from '../../shared/inference/v2-tensors.ts';
 import type { FlatTensor, V2ModelMetadata } from '../../shared/inference/v2.ts';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.ts';
 
@@ -132,13 +132,15 @@ async function run(
     return;
   }
   const outputs: FlatTensor[] = [];
-  const transfer: ArrayBuffer[] = [];
+  // Each output's buffer is moved back, not cloned; a Set, since a buffer listed twice is a
+  // DataCloneError. String tensors (BYTES) are plain arrays and are cloned.
+  const transfer = new Set<ArrayBuffer>();
   for (const [outputName, tensor] of Object.entries(results)) {
-    const data = tensor.data as unknown as ArrayBufferView;
+    const data = tensor.data as unknown as ArrayBufferView | string[];
     outputs.push({ name: outputName, type: tensor.type as FlatTensor['type'], dims: [...tensor.dims], data });
-    if (data.buffer instanceof ArrayBuffer) transfer.push(data.buffer);
+    if (!Array.isArray(data) && data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
   }
-  reply({ op: 'result', requestId, outputs }, transfer);
+  reply({ op: 'result', requestId, outputs }, [...transfer]);
 }
 
 /**

@@ -1,9 +1,19 @@
 /**
  * Open Inference Protocol v2 (KServe / Triton) JSON types, and their strict validation: requests
  * come from clients through the parent and are bounded and checked before a tensor is built.
- * Tensors are converted to the flat typed arrays ONNX Runtime takes, and back.
+ * Tensors are converted to the flat typed arrays ONNX Runtime takes, and back, in v2-tensors.ts.
+ * A request may carry some tensors in the binary tensor data extension (binary-tensor.ts): their
+ * JSON header declares `parameters.binary_data_size` and their bytes follow the header.
  */
 import { InferenceError } from '../errors.ts';
+import { sliceBinaryTensors } from './binary-tensor.ts';
+import type { BinaryTensorDeclaration } from './binary-tensor.ts';
+
+/**
+ * The protocol extensions the server metadata (`GET /v2`) lists. One constant so the gateway that
+ * serves the extension and the route that advertises it cannot disagree.
+ */
+export const SERVER_EXTENSIONS = ['binary_tensor_data'] as const;
 
 /** V2 datatypes nitro-infer serves, and the ONNX Runtime tensor type of each. */
 export const V2_TO_ONNX_TYPE = {
@@ -16,8 +26,11 @@ export const V2_TO_ONNX_TYPE = {
   INT32: 'int32',
   UINT64: 'uint64',
   INT64: 'int64',
+  FP16: 'float16',
   FP32: 'float32',
   FP64: 'float64',
+  // ONNX Runtime's string tensors: BYTES elements must be UTF-8 (they become JS strings).
+  BYTES: 'string',
 } as const;
 
 /** A V2 datatype. */
@@ -45,12 +58,27 @@ export const MAX_RANK = 8;
 /** Most elements of one input tensor (64 Mi; 256 MiB as FP32, below the link's frame bound). */
 export const MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024;
 
-/** A tensor in V2 JSON form. */
+/** Elements of a tensor in JSON form (BYTES as strings, FP16 as numbers). */
+export type V2TensorData = readonly (number | boolean | string)[];
+
+/** A tensor in V2 form. */
 export interface V2Tensor {
   readonly name: string;
   readonly shape: readonly number[];
   readonly datatype: V2Datatype;
-  readonly data: readonly (number | boolean)[];
+  /** The elements in JSON form; empty when the tensor travels as `binary`. */
+  readonly data: V2TensorData;
+  readonly parameters?: Readonly<Record<string, unknown>>;
+  /**
+   * The tensor's raw bytes in the binary extension's layout (a view into the body, checked against
+   * the shape), when it travels in the binary section instead of `data`.
+   */
+  readonly binary?: Uint8Array;
+}
+
+/** A requested output; `parameters.binary_data` asks for it in the binary section. */
+export interface V2RequestedOutput {
+  readonly name: string;
   readonly parameters?: Readonly<Record<string, unknown>>;
 }
 
@@ -59,7 +87,7 @@ export interface V2InferenceRequest {
   readonly id?: string;
   readonly parameters?: Readonly<Record<string, unknown>>;
   readonly inputs: readonly V2Tensor[];
-  readonly outputs?: readonly { readonly name: string }[];
+  readonly outputs?: readonly V2RequestedOutput[];
 }
 
 /** The answer to a V2 inference request. */
@@ -92,14 +120,17 @@ export interface FlatTensor {
   readonly name: string;
   readonly type: OnnxTensorType;
   readonly dims: readonly number[];
-  readonly data: ArrayBufferView;
+  /** Typed array for numeric types (FP16 as its Uint16Array bit patterns), strings for BYTES. */
+  readonly data: ArrayBufferView | readonly string[];
 }
 
 /**
- * Validates an untrusted V2 request body (already JSON-parsed).
+ * Validates an untrusted V2 request body (already JSON-parsed). `binarySection` is what followed the
+ * JSON header of a binary body: the inputs that declare `binary_data_size` are laid over it in
+ * order, and it must hold exactly them.
  * @throws {InferenceError} `ERR_INFERENCE_INPUT_INVALID`.
  */
-export function parseInferenceRequest(body: unknown): V2InferenceRequest {
+export function parseInferenceRequest(body: unknown, binarySection?: Uint8Array): V2InferenceRequest {
   if (!isRecord(body)) throw invalid('the request must be a JSON object');
   for (const key of Object.keys(body)) {
     if (!['id', 'parameters', 'inputs', 'outputs'].includes(key))
@@ -112,17 +143,22 @@ export function parseInferenceRequest(body: unknown): V2InferenceRequest {
   if (!Array.isArray(body.inputs) || body.inputs.length === 0 || body.inputs.length > MAX_INPUTS) {
     throw invalid(`inputs must be an array of 1 to ${MAX_INPUTS} tensors`);
   }
-  const inputs = body.inputs.map((input: unknown, index) => parseTensor(input, `inputs[${index}]`));
-  const names = new Set(inputs.map((input) => input.name));
-  if (names.size !== inputs.length) throw invalid('input names must be unique');
-  let outputs: { name: string }[] | undefined;
+  if (body.parameters !== undefined) booleanParameter(body.parameters, 'binary_data_output', 'parameters');
+  const parsed = body.inputs.map((input: unknown, index) => parseTensor(input, `inputs[${index}]`));
+  const names = new Set(parsed.map((input) => input.name));
+  if (names.size !== parsed.length) throw invalid('input names must be unique');
+  const inputs = attachBinary(parsed, binarySection);
+  let outputs: V2RequestedOutput[] | undefined;
   if (body.outputs !== undefined) {
     if (!Array.isArray(body.outputs) || body.outputs.length > MAX_INPUTS)
       throw invalid('outputs must be an array');
-    outputs = body.outputs.map((output: unknown) => {
+    outputs = body.outputs.map((output: unknown, index) => {
       if (!isRecord(output) || typeof output.name !== 'string' || output.name.length === 0)
         throw invalid('each requested output needs a name');
-      return { name: output.name };
+      if (output.parameters === undefined) return { name: output.name };
+      if (!isRecord(output.parameters)) throw invalid(`outputs[${index}].parameters must be an object`);
+      booleanParameter(output.parameters, 'binary_data', `outputs[${index}].parameters`);
+      return { name: output.name, parameters: output.parameters };
     });
   }
   return {
@@ -130,86 +166,6 @@ export function parseInferenceRequest(body: unknown): V2InferenceRequest {
     ...(body.id === undefined ? {} : { id: body.id as string }),
     ...(body.parameters === undefined ? {} : { parameters: body.parameters as Record<string, unknown> }),
     ...(outputs === undefined ? {} : { outputs }),
-  };
-}
-
-/**
- * Checks a request against a model's declared inputs (names, datatypes, ranks, fixed dimensions)
- * and converts it to flat tensors.
- * @throws {InferenceError} `ERR_INFERENCE_INPUT_INVALID`.
- */
-export function toFlatTensors(request: V2InferenceRequest, metadata: V2ModelMetadata): FlatTensor[] {
-  const declared = new Map(metadata.inputs.map((input) => [input.name, input]));
-  if (request.inputs.length !== declared.size) {
-    throw invalid(
-      `model ${metadata.name} takes ${declared.size} inputs (${[...declared.keys()].join(', ')}), got ${request.inputs.length}`,
-    );
-  }
-  const outputNames = new Set(metadata.outputs.map((output) => output.name));
-  for (const output of request.outputs ?? []) {
-    if (!outputNames.has(output.name))
-      throw invalid(`model ${metadata.name} has no output ${JSON.stringify(output.name.slice(0, 64))}`);
-  }
-  return request.inputs.map((input) => {
-    const expected = declared.get(input.name);
-    if (expected === undefined)
-      throw invalid(`model ${metadata.name} has no input ${JSON.stringify(input.name.slice(0, 64))}`);
-    if (expected.datatype !== input.datatype)
-      throw invalid(`input ${input.name} must be ${expected.datatype}, got ${input.datatype}`);
-    if (expected.shape.length !== input.shape.length)
-      throw invalid(`input ${input.name} must have rank ${expected.shape.length}, got ${input.shape.length}`);
-    expected.shape.forEach((dimension, axis) => {
-      if (dimension >= 0 && input.shape[axis] !== dimension) {
-        throw invalid(`input ${input.name} dimension ${axis} must be ${dimension}, got ${input.shape[axis]}`);
-      }
-    });
-    return {
-      name: input.name,
-      type: V2_TO_ONNX_TYPE[input.datatype],
-      dims: input.shape,
-      data: toTypedArray(input),
-    };
-  });
-}
-
-/** Converts an ONNX Runtime output to V2 JSON. */
-export function fromFlatTensor(tensor: FlatTensor): V2Tensor {
-  const datatype = (Object.keys(V2_TO_ONNX_TYPE) as V2Datatype[]).find(
-    (key) => V2_TO_ONNX_TYPE[key] === tensor.type,
-  );
-  if (datatype === undefined)
-    throw new InferenceError(
-      'ERR_INFERENCE_FAILED',
-      `output ${tensor.name} has unsupported type ${tensor.type}`,
-    );
-  const values = Array.from(tensor.data as unknown as ArrayLike<number | bigint>, (value) => {
-    if (typeof value !== 'bigint') return datatype === 'BOOL' ? value !== 0 : value;
-    if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
-      throw new InferenceError(
-        'ERR_INFERENCE_FAILED',
-        `output ${tensor.name} holds an integer beyond JSON's exact range`,
-      );
-    }
-    return Number(value);
-  });
-  return { name: tensor.name, datatype, shape: [...tensor.dims], data: values };
-}
-
-/** Maps ONNX Runtime's type and shape (symbolic dimensions become -1) to V2 metadata. */
-export function tensorMetadata(
-  name: string,
-  onnxType: string,
-  shape: readonly (number | string)[],
-): TensorMetadata {
-  const datatype = (Object.keys(V2_TO_ONNX_TYPE) as V2Datatype[]).find(
-    (key) => V2_TO_ONNX_TYPE[key] === onnxType,
-  );
-  if (datatype === undefined)
-    throw new InferenceError('ERR_INFERENCE_FAILED', `tensor ${name} has unsupported type ${onnxType}`);
-  return {
-    name,
-    datatype,
-    shape: shape.map((dimension) => (typeof dimension === 'number' && dimension >= 0 ? dimension : -1)),
   };
 }
 
@@ -232,25 +188,37 @@ function parseTensor(value: unknown, where: string): V2Tensor {
   const elements = (shape as number[]).reduce((product, dimension) => product * dimension, 1);
   if (elements > MAX_TENSOR_ELEMENTS)
     throw invalid(`${where} has ${elements} elements; at most ${MAX_TENSOR_ELEMENTS}`);
+  if (parameters !== undefined && !isRecord(parameters))
+    throw invalid(`${where}.parameters must be an object`);
+  if (parameters?.binary_data_size !== undefined) {
+    // Its bytes are in the binary section (attachBinary lays them over it); JSON data beside them
+    // would be a second, contradicting copy of the tensor.
+    if (data !== undefined) throw invalid(`${where} declares binary_data_size and also carries data`);
+    return {
+      name,
+      shape: shape as number[],
+      datatype: datatype as V2Datatype,
+      data: [],
+      parameters: parameters as Record<string, unknown>,
+    };
+  }
   if (!Array.isArray(data)) throw invalid(`${where}.data must be an array`);
   const flat = flatten(data, shape as number[], where);
   if (flat.length !== elements)
     throw invalid(
       `${where}.data has ${flat.length} elements but shape [${shape.join(', ')}] needs ${elements}`,
     );
-  const isBool = datatype === 'BOOL';
+  const kind = datatype === 'BOOL' ? 'boolean' : datatype === 'BYTES' ? 'string' : 'number';
   for (const element of flat) {
-    if (isBool ? typeof element !== 'boolean' : typeof element !== 'number' || !Number.isFinite(element)) {
-      throw invalid(`${where}.data must hold ${isBool ? 'booleans' : 'finite numbers'}`);
+    if (typeof element !== kind || (kind === 'number' && !Number.isFinite(element))) {
+      throw invalid(`${where}.data must hold ${kind === 'number' ? 'finite numbers' : `${kind}s`}`);
     }
   }
-  if (parameters !== undefined && !isRecord(parameters))
-    throw invalid(`${where}.parameters must be an object`);
   return {
     name,
     shape: shape as number[],
     datatype: datatype as V2Datatype,
-    data: flat as (number | boolean)[],
+    data: flat as (number | boolean | string)[],
     ...(parameters === undefined ? {} : { parameters: parameters as Record<string, unknown> }),
   };
 }
@@ -277,44 +245,35 @@ function flatten(data: unknown[], shape: readonly number[], where: string): unkn
   return flat;
 }
 
-function toTypedArray(tensor: V2Tensor): ArrayBufferView {
-  const data = tensor.data;
-  switch (tensor.datatype) {
-    case 'BOOL':
-      return Uint8Array.from(data, (value) => (value === true ? 1 : 0));
-    case 'FP32':
-      return Float32Array.from(data as number[]);
-    case 'FP64':
-      return Float64Array.from(data as number[]);
-    case 'INT64':
-    case 'UINT64': {
-      const typed =
-        tensor.datatype === 'INT64' ? new BigInt64Array(data.length) : new BigUint64Array(data.length);
-      data.forEach((value, index) => {
-        if (!Number.isInteger(value)) throw invalid(`input ${tensor.name} must hold integers`);
-        const exact = BigInt(value as number);
-        typed[index] = exact;
-        // A 64-bit typed array stores the value modulo 2^64; reading it back shows a wrap.
-        if (typed[index] !== exact)
-          throw invalid(`input ${tensor.name} holds values outside ${tensor.datatype}`);
-      });
-      return typed;
-    }
-    default: {
-      const constructors = {
-        UINT8: Uint8Array,
-        INT8: Int8Array,
-        UINT16: Uint16Array,
-        INT16: Int16Array,
-        UINT32: Uint32Array,
-        INT32: Int32Array,
-      } as const;
-      const typed = constructors[tensor.datatype].from(data as number[]);
-      if (!typed.every((value, index) => value === data[index]))
-        throw invalid(`input ${tensor.name} holds values outside ${tensor.datatype}`);
-      return typed;
-    }
+/**
+ * Lays the inputs that declare `binary_data_size` over the binary section, in order; the section
+ * must hold exactly them (a JSON body has none, and then no input may declare one).
+ */
+function attachBinary(inputs: V2Tensor[], section: Uint8Array | undefined): V2Tensor[] {
+  const declared = inputs.filter((input) => input.parameters?.binary_data_size !== undefined);
+  if (section === undefined) {
+    if (declared.length > 0)
+      throw invalid('an input declares binary_data_size but the body has no Inference-Header-Content-Length');
+    return inputs;
   }
+  const declarations: BinaryTensorDeclaration[] = declared.map((input) => ({
+    name: input.name,
+    datatype: input.datatype,
+    shape: input.shape,
+    byteLength: input.parameters?.binary_data_size as number,
+  }));
+  const slices = new Map(
+    sliceBinaryTensors(declarations, section).map((slice) => [slice.declaration.name, slice.bytes]),
+  );
+  return inputs.map((input) => {
+    const binary = slices.get(input.name);
+    return binary === undefined ? input : { ...input, binary };
+  });
+}
+
+function booleanParameter(parameters: Record<string, unknown>, key: string, where: string): void {
+  if (parameters[key] !== undefined && typeof parameters[key] !== 'boolean')
+    throw invalid(`${where}.${key} must be a boolean`);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -52,6 +52,7 @@ const ENCLAVE_AND_CLIENT_ONLY: Readonly<Record<ModuleId, string>> = {
   'shared/ohttp/bhttp.ts': 'the inner plaintext HTTP messages, which exist only after decryption',
   'shared/inference/v2.ts': 'plaintext tensors, which exist only after decryption',
   'shared/inference/binary-tensor.ts': 'raw plaintext tensor bytes, which exist only after decryption',
+  'shared/inference/v2-tensors.ts': 'converts plaintext tensors, which exist only after decryption',
 };
 
 /** Folders the parent must not reach even indirectly (STYLE.md section 2). */

@@ -6,11 +6,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isNitroInferError } from '../../../../shared/errors.ts';
-import { parseInferenceRequest, toFlatTensors } from '../../../../shared/inference/v2.ts';
+import { parseInferenceRequest } from '../../../../shared/inference/v2.ts';
+import { float16BitsToNumber } from '../../../../shared/inference/binary-tensor.ts';
+import { toFlatTensors } from '../../../../shared/inference/v2-tensors.ts';
 import type { V2Datatype, V2ModelMetadata } from '../../../../shared/inference/v2.ts';
 
 /** DESIGN.md 4.1 / KServe's datatype table, written out: the typed array and value range of each. */
-const DATATYPES: Record<V2Datatype, { array: unknown; values: fc.Arbitrary<number | boolean> }> = {
+const DATATYPES: Record<V2Datatype, { array: unknown; values: fc.Arbitrary<number | boolean | string> }> = {
   BOOL: { array: Uint8Array, values: fc.boolean() },
   UINT8: { array: Uint8Array, values: fc.integer({ min: 0, max: 255 }) },
   INT8: { array: Int8Array, values: fc.integer({ min: -128, max: 127 }) },
@@ -23,6 +25,15 @@ const DATATYPES: Record<V2Datatype, { array: unknown; values: fc.Arbitrary<numbe
   // FP32 values generated as float32 so the typed array holds them exactly.
   FP32: { array: Float32Array, values: fc.float({ noNaN: true, noDefaultInfinity: true }) },
   FP64: { array: Float64Array, values: fc.double({ noNaN: true, noDefaultInfinity: true }) },
+  // FP16 values generated from finite binary16 bit patterns, so each converts exactly.
+  FP16: {
+    array: Uint16Array,
+    values: fc
+      .integer({ min: 0, max: 0xffff })
+      .filter((bits) => (bits & 0x7c00) !== 0x7c00)
+      .map(float16BitsToNumber),
+  },
+  BYTES: { array: Array, values: fc.string({ maxLength: 8 }) },
 };
 
 const PROTOTYPE_KEYS = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
@@ -96,9 +107,13 @@ describe('V2 requests, generated', () => {
           expect(result.dims).toEqual(input.shape);
           expect(result.data.constructor).toBe(DATATYPES[input.datatype].array);
           // -0 and 0 compared as equal: toEqual tells them apart, and the integer arrays keep no -0.
-          const zeroless = (value: number | boolean) => (value === 0 ? 0 : value);
-          const read = Array.from(result.data as unknown as ArrayLike<number | bigint>, (value) =>
-            input.datatype === 'BOOL' ? value === 1 : zeroless(Number(value)),
+          const zeroless = (value: number | boolean | string) => (value === 0 ? 0 : value);
+          const read = Array.from(result.data as unknown as ArrayLike<number | bigint | string>, (value) =>
+            input.datatype === 'BOOL'
+              ? value === 1
+              : input.datatype === 'BYTES'
+                ? value
+                : zeroless(input.datatype === 'FP16' ? float16BitsToNumber(Number(value)) : Number(value)),
           );
           expect(read).toEqual(input.data.map(zeroless));
         });

@@ -4,14 +4,8 @@
  * object key, each asserting the typed code. Expected typed arrays are written out by hand.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_INPUTS,
-  MAX_TENSOR_ELEMENTS,
-  fromFlatTensor,
-  parseInferenceRequest,
-  tensorMetadata,
-  toFlatTensors,
-} from '../../../../shared/inference/v2.ts';
+import { MAX_INPUTS, MAX_TENSOR_ELEMENTS, parseInferenceRequest } from '../../../../shared/inference/v2.ts';
+import { fromFlatTensor, tensorMetadata, toFlatTensors } from '../../../../shared/inference/v2-tensors.ts';
 import type { V2Datatype, V2ModelMetadata } from '../../../../shared/inference/v2.ts';
 import { codeOf } from '../../../helpers/codes.ts';
 
@@ -204,7 +198,7 @@ describe('request fields', () => {
     expect(codeOf(() => parseInferenceRequest(body))).toBe('ERR_INFERENCE_INPUT_INVALID');
   });
 
-  it('keeps id, parameters and outputs, and nothing else', () => {
+  it('keeps id, parameters and outputs (with their parameters: binary_data asks for binary), and nothing else', () => {
     const body = {
       id: 'r1',
       parameters: { p: 1 },
@@ -215,7 +209,7 @@ describe('request fields', () => {
       id: 'r1',
       parameters: { p: 1 },
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1], parameters: { q: 2 } }],
-      outputs: [{ name: 'y' }],
+      outputs: [{ name: 'y', parameters: { binary_data: false } }],
     });
   });
 });
@@ -286,7 +280,7 @@ describe('outputs back to V2 JSON', () => {
     expect(codeOf(() => fromFlatTensor(big))).toBe('ERR_INFERENCE_FAILED');
     const negative = { ...big, data: new BigInt64Array([-9007199254740992n]) };
     expect(codeOf(() => fromFlatTensor(negative))).toBe('ERR_INFERENCE_FAILED');
-    const unknown = { name: 'y', type: 'string' as never, dims: [1], data: new Uint8Array(1) };
+    const unknown = { name: 'y', type: 'complex64' as never, dims: [1], data: new Uint8Array(1) };
     expect(codeOf(() => fromFlatTensor(unknown))).toBe('ERR_INFERENCE_FAILED');
   });
 
@@ -296,7 +290,7 @@ describe('outputs back to V2 JSON', () => {
       datatype: 'FP32',
       shape: [-1, 3, -1],
     });
-    expect(codeOf(() => tensorMetadata('x', 'string', [1]))).toBe('ERR_INFERENCE_FAILED');
+    expect(codeOf(() => tensorMetadata('x', 'complex64', [1]))).toBe('ERR_INFERENCE_FAILED');
     expect(codeOf(() => tensorMetadata('x', 'constructor', [1]))).toBe('ERR_INFERENCE_FAILED');
   });
 });
