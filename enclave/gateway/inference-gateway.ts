@@ -7,11 +7,12 @@
  * refusals (replay-window.ts) are inner too: they are authenticated "not processed" signals the
  * parent cannot forge, so it cannot trick a client into sending a request twice.
  */
+import { createHash } from 'node:crypto';
 import { isNitroInferError } from '../../shared/errors.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
-import { parseInferenceRequest, SERVER_PARAMETERS } from '../../shared/inference/v2.ts';
+import { SERVER_PARAMETERS } from '../../shared/inference/v2.ts';
 import type { V2InferenceRequest, V2InferenceResponse } from '../../shared/inference/v2.ts';
-import { decodeBhttpRequest, encodeBhttpResponse } from '../../shared/ohttp/bhttp.ts';
+import { decodeBhttpRequest, encodeBhttpResponsePieces } from '../../shared/ohttp/bhttp.ts';
 import type { BhttpRequest, BhttpResponse, Field } from '../../shared/ohttp/bhttp.ts';
 import { paddedLength } from '../../shared/ohttp/padding.ts';
 import { RECEIPT_HEADER, sha256, signReceipt } from '../../shared/receipts.ts';
@@ -20,6 +21,10 @@ import type { ModelManager } from '../models/model-manager.ts';
 import type { OhttpKeys, ReceiptKey } from './ohttp-keys.ts';
 import { answerMetadataRoute, findModel, InnerError, json, jsonValue, matchRoute } from './routes.ts';
 import type { ReplayWindow } from './replay-window.ts';
+import { inferenceResponseBody, readInferenceRequest, UnsupportedBody } from './tensor-body.ts';
+
+/** A response whose content is given as pieces (binary outputs), written once into the message. */
+type InnerResponse = BhttpResponse & { readonly pieces?: readonly Uint8Array[] };
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_BHTTP_MALFORMED: 400,
@@ -58,7 +63,7 @@ export class InferenceGateway {
   async handle(encapsulated: Uint8Array): Promise<Uint8Array> {
     const request = await this.#options.keys.decapsulate(encapsulated);
     const keyConfig = request.keyConfig;
-    let response: BhttpResponse;
+    let response: InnerResponse;
     try {
       const inner = decodeBhttpRequest(request.message);
       // Synchronous with the decapsulation's end: two copies of one request cannot both pass.
@@ -67,43 +72,50 @@ export class InferenceGateway {
     } catch (error) {
       response = errorResponse(error, (this.#options.clock ?? Date.now)());
     }
-    const encoded = encodeBhttpResponse(response);
-    const padding =
-      this.#options.padResponses === false ? 0 : paddedLength(encoded.byteLength) - encoded.byteLength;
-    return request.respond(padding === 0 ? encoded : encodeBhttpResponse(response, padding));
+    const pad = this.#options.padResponses !== false;
+    const encoded = encodeBhttpResponsePieces(response, response.pieces ?? [response.content], (length) =>
+      pad ? paddedLength(length) - length : 0,
+    );
+    return request.respond(encoded);
   }
 
-  async #route(request: BhttpRequest, keyConfig: Uint8Array, receipts: ReceiptKey): Promise<BhttpResponse> {
+  async #route(request: BhttpRequest, keyConfig: Uint8Array, receipts: ReceiptKey): Promise<InnerResponse> {
     const route = matchRoute(request.method, request.path);
     if (route.kind !== 'infer') return answerMetadataRoute(route, this.#options.models);
     const { pool } = this.#options;
-    const contentType = header(request.headers, 'content-type')?.split(';')[0]?.trim();
-    if (contentType !== 'application/json') {
-      throw new InnerError(415, 'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
-    }
     const name = route.name;
     const model = findModel(this.#options.models, name, route.version);
-    let body: unknown;
+    let parsed;
     try {
-      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request.content));
-    } catch {
-      throw new InnerError(400, 'ERR_INFERENCE_INPUT_INVALID', 'the body is not JSON');
+      parsed = readInferenceRequest(request.headers, request.content);
+    } catch (error) {
+      if (error instanceof UnsupportedBody)
+        throw new InnerError(415, 'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', error.message);
+      throw error;
     }
-    const parsed = parseInferenceRequest(body);
+    // Hashed now: binary tensors are views into the body, whose buffer moves to a worker.
+    const requestSha256 = sha256(request.content);
     const result = withRequestEcho(await pool.infer(name, parsed), parsed, model.identity.sha384);
-    const content = new TextEncoder().encode(JSON.stringify(result));
+    const body = inferenceResponseBody(result);
     const receipt = signReceipt(
       {
         model: name,
         sha384: model.identity.sha384,
-        requestSha256: sha256(request.content),
-        responseSha256: sha256(content),
+        requestSha256,
+        responseSha256: sha256Pieces(body.pieces),
         time: (this.#options.clock ?? Date.now)(),
         keyConfigSha256: sha256(keyConfig),
       },
       receipts.privateKey,
     );
-    return json(200, content, [[RECEIPT_HEADER, receipt]]);
+    return {
+      informational: [],
+      status: 200,
+      headers: [...body.headers, [RECEIPT_HEADER, receipt]],
+      content: new Uint8Array(0),
+      trailers: [],
+      pieces: body.pieces,
+    };
   }
 }
 
@@ -129,8 +141,11 @@ function withRequestEcho(
   };
 }
 
-function header(fields: readonly Field[], name: string): string | undefined {
-  return fields.find(([fieldName]) => fieldName === name)?.[1];
+/** SHA-256 of the pieces as one body, without joining them. */
+function sha256Pieces(pieces: readonly Uint8Array[]): Uint8Array {
+  const hash = createHash('sha256');
+  for (const piece of pieces) hash.update(piece);
+  return new Uint8Array(hash.digest());
 }
 
 /** Errors after decapsulation, as KServe-style JSON inside the encryption. */

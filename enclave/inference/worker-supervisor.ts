@@ -126,7 +126,9 @@ export class WorkerSupervisor {
         inputs,
         ...(outputNames === undefined ? {} : { outputNames }),
       };
-      entry.worker.postMessage(message);
+      // Input buffers are moved, not cloned: a binary request's tensors are views into its
+      // decrypted body, which moves whole (the caller has hashed it and reads it no more).
+      entry.worker.postMessage(message, transferables(inputs));
     });
   }
 
@@ -224,4 +226,20 @@ export class WorkerSupervisor {
     entry.waiters.delete(name);
     waiter?.(response);
   }
+}
+
+/**
+ * The distinct ArrayBuffers behind the inputs' typed arrays (a buffer listed twice is a
+ * DataCloneError). Node's pooled Buffers are untransferable and are cloned instead, which Node 20
+ * does silently.
+ */
+function transferables(inputs: readonly FlatTensor[]): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const input of inputs) {
+    if (!Array.isArray(input.data)) {
+      const { buffer } = input.data as ArrayBufferView;
+      if (buffer instanceof ArrayBuffer) buffers.add(buffer);
+    }
+  }
+  return [...buffers];
 }

@@ -43,11 +43,6 @@ export type OnnxTensorType = (typeof V2_TO_ONNX_TYPE)[V2Datatype];
 export const SERVER_NAME = 'nitro-infer';
 /** The package version (a unit test keeps it equal to package.json's). */
 export const SERVER_VERSION = '0.1.0';
-/**
- * Protocol extensions the gateway implements, as `GET /v2` lists them. `binary_tensor_data` joins
- * once the gateway's infer path takes binary bodies.
- */
-export const SERVER_EXTENSIONS: readonly string[] = [];
 /** Request-level parameters the server acts on itself; every other one is echoed in the response. */
 export const SERVER_PARAMETERS: ReadonlySet<string> = new Set(['binary_data_output']);
 

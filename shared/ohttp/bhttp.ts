@@ -185,20 +185,34 @@ export function encodeBhttpRequest(request: BhttpRequest, paddingBytes = 0): Uin
 
 /** Encodes a known-length response (informational responses included); zero padding appended. */
 export function encodeBhttpResponse(response: BhttpResponse, paddingBytes = 0): Uint8Array {
-  return concat(
-    [
-      encodeVarint(FRAMING.KNOWN_RESPONSE),
-      ...response.informational.flatMap((entry) => [
-        encodeVarint(entry.status),
-        ...fieldSection(entry.headers),
-      ]),
-      encodeVarint(response.status),
-      ...fieldSection(response.headers),
-      ...prefixed(response.content),
-      ...fieldSection(response.trailers),
-    ],
-    paddingBytes,
-  );
+  return encodeBhttpResponsePieces(response, [response.content], () => paddingBytes);
+}
+
+/**
+ * Encodes a known-length response whose content is given as pieces, each written once straight
+ * into the message (no concatenated content first), with `padding(length)` zero bytes after the
+ * unpadded `length` bytes: one allocation however the content and padding are chosen.
+ */
+export function encodeBhttpResponsePieces(
+  response: Omit<BhttpResponse, 'content'>,
+  content: readonly Uint8Array[],
+  padding: (length: number) => number,
+): Uint8Array {
+  const contentLength = content.reduce((sum, piece) => sum + piece.byteLength, 0);
+  const parts = [
+    encodeVarint(FRAMING.KNOWN_RESPONSE),
+    ...response.informational.flatMap((entry) => [
+      encodeVarint(entry.status),
+      ...fieldSection(entry.headers),
+    ]),
+    encodeVarint(response.status),
+    ...fieldSection(response.headers),
+    encodeVarint(contentLength),
+    ...content,
+    ...fieldSection(response.trailers),
+  ];
+  const length = parts.reduce((sum, part) => sum + part.byteLength, 0);
+  return concat(parts, padding(length));
 }
 
 function prefixed(bytes: Uint8Array): Uint8Array[] {
