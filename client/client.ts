@@ -10,12 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { ClientError, ERROR_CODES, NitroInferError } from '../shared/errors.ts';
 import type { ErrorCode } from '../shared/errors.ts';
-import type {
-  V2InferenceRequest,
-  V2InferenceResponse,
-  V2ModelMetadata,
-  V2Tensor,
-} from '../shared/inference/v2.ts';
+import type { V2ModelMetadata } from '../shared/inference/v2.ts';
 import { decodeBhttpResponse, encodeBhttpRequest } from '../shared/ohttp/bhttp.ts';
 import type { BhttpResponse } from '../shared/ohttp/bhttp.ts';
 import { encapsulateRequest } from '../shared/ohttp/encapsulation.ts';
@@ -31,6 +26,13 @@ import type { CallOptions } from './transport.ts';
 
 export type { Attestation } from './attestation.ts';
 export type { CallOptions } from './transport.ts';
+import { decodeInferenceResponse, encodeInferenceRequest } from './tensors.ts';
+import type {
+  ClientInferenceRequest,
+  ClientInferenceResponse,
+  ClientTensor,
+  InferOptions,
+} from './tensors.ts';
 
 /** Options of {@link createClient}. */
 export interface ClientOptions extends CallOptions {
@@ -45,7 +47,7 @@ export interface ClientOptions extends CallOptions {
 
 /** An inference answer with its verified receipt. */
 export interface InferenceResult {
-  readonly response: V2InferenceResponse;
+  readonly response: ClientInferenceResponse;
   readonly receipt: Receipt;
   /** The receipt as received (base64url), to store as proof. */
   readonly receiptEncoded: string;
@@ -124,16 +126,20 @@ export class NitroInferClient {
     return this.#attestations.fresh(this.#context(options));
   }
 
-  /** Runs `POST /v2/models/{model}/infer` end to end encrypted; returns outputs and the verified receipt. */
+  /**
+   * Runs `POST /v2/models/{model}/infer` end to end encrypted; returns outputs and the verified
+   * receipt. Typed-array inputs go as binary tensors (tensors.ts) and binary outputs come back as
+   * typed arrays; `options.binary` chooses explicitly.
+   */
   async infer(
     model: string,
-    request: V2InferenceRequest | readonly V2Tensor[],
-    options?: CallOptions,
+    request: ClientInferenceRequest | readonly ClientTensor[],
+    options: InferOptions & CallOptions = {},
   ): Promise<InferenceResult> {
-    const body: V2InferenceRequest = Array.isArray(request)
-      ? { inputs: request as V2Tensor[] }
-      : (request as V2InferenceRequest);
-    const content = new TextEncoder().encode(JSON.stringify(body));
+    const body: ClientInferenceRequest = Array.isArray(request)
+      ? { inputs: request as ClientTensor[] }
+      : (request as ClientInferenceRequest);
+    const { content, headers } = encodeInferenceRequest(body, options);
     const { response, attestation } = await this.#send(
       'POST',
       `/v2/models/${encodeURIComponent(model)}/infer`,
@@ -141,8 +147,9 @@ export class NitroInferClient {
       options,
       model,
       true,
+      headers,
     );
-    const result = parseJson(response) as V2InferenceResponse;
+    const result = decodeInferenceResponse(response.headers, response.content);
     const encoded = response.headers.find(([name]) => name === RECEIPT_HEADER)?.[1];
     if (encoded === undefined)
       throw new ClientError('ERR_RECEIPT_INVALID', 'the response carries no receipt');

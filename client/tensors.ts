@@ -1,0 +1,296 @@
+/**
+ * Tensors as the SDK's caller holds them — typed arrays or plain arrays — and the two body forms
+ * the enclave reads: V2 JSON, and the binary tensor data extension (a JSON header, then raw
+ * little-endian tensors; shared/inference/binary-tensor.ts). Binary is the default as soon as one
+ * input is a typed array: its memory is already the wire format, so it is sent without conversion,
+ * and the outputs come back as typed arrays too. FP16 travels as the Uint16Array of its bit
+ * patterns (Node 20 has no Float16Array); {@link float16ToNumbers} reads them.
+ */
+import { ClientError, InferenceError, isNitroInferError } from '../shared/errors.ts';
+import {
+  BINARY_ELEMENT_BYTES,
+  binaryBodyPieces,
+  decodeBytesElements,
+  encodeBytesElements,
+  float16BitsToNumber,
+  numberToFloat16Bits,
+  rawBytesOf,
+  sliceBinaryTensors,
+  splitBinaryBody,
+  typedArrayOf,
+} from '../shared/inference/binary-tensor.ts';
+import type { FixedSizeDatatype } from '../shared/inference/binary-tensor.ts';
+import type { V2Datatype, V2RequestedOutput, V2TensorData } from '../shared/inference/v2.ts';
+import type { Field } from '../shared/ohttp/bhttp.ts';
+
+/** The typed arrays a tensor may be given as (and binary outputs come back as). */
+export type TypedTensorData =
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | BigUint64Array
+  | BigInt64Array
+  | Float32Array
+  | Float64Array;
+
+/** An input tensor: `datatype` may be left out for a typed array (BOOL and FP16 must be named). */
+export interface ClientTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly datatype?: V2Datatype;
+  readonly data: V2TensorData | TypedTensorData;
+  readonly parameters?: Readonly<Record<string, unknown>>;
+}
+
+/** A V2 request as the SDK takes it. */
+export interface ClientInferenceRequest {
+  readonly id?: string;
+  readonly parameters?: Readonly<Record<string, unknown>>;
+  readonly inputs: readonly ClientTensor[];
+  readonly outputs?: readonly V2RequestedOutput[];
+}
+
+/** An output: JSON elements, or a typed array (BYTES: strings) when it came back in binary. */
+export interface ClientOutputTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly datatype: V2Datatype;
+  readonly data: V2TensorData | TypedTensorData;
+  readonly parameters?: Readonly<Record<string, unknown>>;
+}
+
+/** A V2 response as the SDK returns it. */
+export interface ClientInferenceResponse {
+  readonly model_name: string;
+  readonly model_version?: string;
+  readonly id?: string;
+  readonly outputs: readonly ClientOutputTensor[];
+}
+
+/** Options of an inference call. */
+export interface InferOptions {
+  /**
+   * Send the binary tensor data extension (and ask for binary outputs). Default: binary when any
+   * input is a typed array.
+   */
+  readonly binary?: boolean;
+}
+
+/** An encoded request body and the inner headers that describe it. */
+export interface EncodedRequest {
+  readonly content: Uint8Array;
+  readonly headers: [string, string][];
+}
+
+const INFERENCE_HEADER_LENGTH = 'inference-header-content-length';
+
+/** The datatype a typed array stands for when none is named. */
+const DATATYPE_OF: readonly [abstract new (...args: never[]) => TypedTensorData, FixedSizeDatatype][] = [
+  [Float32Array, 'FP32'],
+  [Float64Array, 'FP64'],
+  [Uint8Array, 'UINT8'],
+  [Int8Array, 'INT8'],
+  [Uint16Array, 'UINT16'],
+  [Int16Array, 'INT16'],
+  [Uint32Array, 'UINT32'],
+  [Int32Array, 'INT32'],
+  [BigUint64Array, 'UINT64'],
+  [BigInt64Array, 'INT64'],
+];
+
+/** Typed arrays that hold each datatype's elements in the wire format. */
+const ARRAY_FOR: Record<FixedSizeDatatype, abstract new (...args: never[]) => TypedTensorData> = {
+  BOOL: Uint8Array,
+  UINT8: Uint8Array,
+  INT8: Int8Array,
+  UINT16: Uint16Array,
+  FP16: Uint16Array,
+  INT16: Int16Array,
+  UINT32: Uint32Array,
+  INT32: Int32Array,
+  FP32: Float32Array,
+  UINT64: BigUint64Array,
+  INT64: BigInt64Array,
+  FP64: Float64Array,
+};
+
+/**
+ * Encodes a request: binary (`options.binary`, default when an input is a typed array) or JSON.
+ * @throws {InferenceError} `ERR_INFERENCE_INPUT_INVALID` for data that does not fit its datatype.
+ */
+export function encodeInferenceRequest(
+  request: ClientInferenceRequest,
+  options: InferOptions = {},
+): EncodedRequest {
+  const binary = options.binary ?? request.inputs.some((input) => ArrayBuffer.isView(input.data));
+  const inputs = request.inputs.map((input) => ({ ...input, datatype: datatypeOf(input) }));
+  if (!binary) {
+    const body = { ...request, inputs: inputs.map((input) => ({ ...input, data: jsonData(input) })) };
+    return {
+      content: new TextEncoder().encode(JSON.stringify(body)),
+      headers: [['content-type', 'application/json']],
+    };
+  }
+  const blobs: Uint8Array[] = [];
+  const declared = inputs.map(({ data: _data, ...input }, index) => {
+    const blob = binaryData(inputs[index] as ClientTensor & { datatype: V2Datatype });
+    blobs.push(blob);
+    return { ...input, parameters: { ...input.parameters, binary_data_size: blob.byteLength } };
+  });
+  // Outputs in binary too, unless the caller chose per output.
+  const asksPerOutput = request.outputs?.some((output) => output.parameters?.binary_data !== undefined);
+  const parameters =
+    asksPerOutput === true || request.parameters?.binary_data_output !== undefined
+      ? request.parameters
+      : { ...request.parameters, binary_data_output: true };
+  const header = { ...request, ...(parameters === undefined ? {} : { parameters }), inputs: declared };
+  const { pieces, headerLength, byteLength } = binaryBodyPieces(header, blobs);
+  const content = new Uint8Array(byteLength);
+  let offset = 0;
+  for (const piece of pieces) {
+    content.set(piece, offset);
+    offset += piece.byteLength;
+  }
+  return {
+    content,
+    headers: [
+      ['content-type', 'application/octet-stream'],
+      [INFERENCE_HEADER_LENGTH, String(headerLength)],
+    ],
+  };
+}
+
+/**
+ * Decodes a response body: JSON, or binary (outputs with `binary_data_size` become typed arrays
+ * viewing the body where aligned, BYTES become strings). The enclave is attested, but its bytes
+ * are still checked before they are viewed.
+ * @throws {ClientError} `ERR_CLIENT_REQUEST_FAILED` for a body that is not a V2 response.
+ */
+export function decodeInferenceResponse(
+  headers: readonly Field[],
+  content: Uint8Array,
+): ClientInferenceResponse {
+  const headerLength = headers.find(([name]) => name === INFERENCE_HEADER_LENGTH)?.[1];
+  try {
+    if (headerLength === undefined) return parseJson(content) as ClientInferenceResponse;
+    const { header, tensors } = splitBinaryBody(content, headerLength);
+    const response = parseJson(header) as ClientInferenceResponse;
+    if (!Array.isArray(response.outputs)) throw malformed();
+    const declared = response.outputs.filter((output) => output.parameters?.binary_data_size !== undefined);
+    const slices = sliceBinaryTensors(
+      declared.map((output) => ({
+        name: output.name,
+        datatype: output.datatype,
+        shape: output.shape,
+        byteLength: output.parameters?.binary_data_size as number,
+      })),
+      tensors,
+    );
+    const bytes = new Map(slices.map((slice) => [slice.declaration.name, slice.bytes]));
+    return {
+      ...response,
+      outputs: response.outputs.map((output) => {
+        const blob = bytes.get(output.name);
+        if (blob === undefined) return output;
+        if (!Object.hasOwn(BINARY_ELEMENT_BYTES, output.datatype) && output.datatype !== 'BYTES')
+          throw malformed();
+        const data =
+          output.datatype === 'BYTES'
+            ? decodeBytesElements(blob).map((element) => new TextDecoder().decode(element))
+            : (typedArrayOf(output.datatype, blob) as TypedTensorData);
+        return { ...output, data };
+      }),
+    };
+  } catch (error) {
+    if (error instanceof ClientError) throw error;
+    if (isNitroInferError(error)) throw malformed(error.message);
+    throw malformed();
+  }
+}
+
+/** The numbers an FP16 tensor's bit patterns stand for. */
+export function float16ToNumbers(bits: Uint16Array): Float64Array {
+  return Float64Array.from(bits, float16BitsToNumber);
+}
+
+/** The binary16 bit patterns nearest to `values` (round to nearest, ties to even). */
+export function numbersToFloat16(values: ArrayLike<number>): Uint16Array {
+  return Uint16Array.from(values as number[], numberToFloat16Bits);
+}
+
+function datatypeOf(input: ClientTensor): V2Datatype {
+  const { data, datatype } = input;
+  if (!ArrayBuffer.isView(data)) {
+    if (datatype === undefined) throw invalid(`input ${input.name} needs a datatype`);
+    return datatype;
+  }
+  if (datatype === undefined) {
+    const found = DATATYPE_OF.find(([constructor]) => data instanceof constructor);
+    if (found === undefined) throw invalid(`input ${input.name} is a typed array with no V2 datatype`);
+    return found[1];
+  }
+  if (datatype === 'BYTES' || !(data instanceof ARRAY_FOR[datatype]))
+    throw invalid(`input ${input.name}: a ${data.constructor.name} cannot hold ${datatype}`);
+  return datatype;
+}
+
+/** A tensor's raw bytes: the typed array's own memory (no copy), or its elements converted. */
+function binaryData(input: ClientTensor & { datatype: V2Datatype }): Uint8Array {
+  const { data, datatype } = input;
+  if (datatype === 'BYTES') {
+    if (ArrayBuffer.isView(data) || !data.every((element) => typeof element === 'string'))
+      throw invalid(`input ${input.name}: BYTES takes strings`);
+    return encodeBytesElements(data as string[]);
+  }
+  if (ArrayBuffer.isView(data)) return rawBytesOf(data);
+  const Array = ARRAY_FOR[datatype] as unknown as {
+    from(values: ArrayLike<unknown>, map: (value: unknown) => unknown): TypedTensorData;
+  };
+  const wide = datatype === 'INT64' || datatype === 'UINT64';
+  const typed = Array.from(data, (value) => {
+    if (datatype === 'BOOL') return value === true ? 1 : 0;
+    if (typeof value !== 'number') throw invalid(`input ${input.name} must hold numbers`);
+    if (datatype === 'FP16') return numberToFloat16Bits(value);
+    return wide ? BigInt(value) : value;
+  });
+  return rawBytesOf(typed);
+}
+
+/** JSON elements of a tensor (typed arrays converted; FP16 bit patterns become numbers). */
+function jsonData(input: ClientTensor & { datatype: V2Datatype }): V2TensorData {
+  const { data, datatype } = input;
+  if (!ArrayBuffer.isView(data)) return data;
+  if (datatype === 'FP16') return Array.from(data as Uint16Array, float16BitsToNumber);
+  if (datatype === 'BOOL') return Array.from(data as Uint8Array, (value) => value !== 0);
+  return Array.from(data as ArrayLike<number | bigint>, (value) => {
+    if (
+      typeof value === 'bigint' &&
+      (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER))
+    )
+      throw invalid(`input ${input.name} holds an integer JSON cannot carry exactly; send it in binary`);
+    return Number(value);
+  });
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw malformed('the enclave answered with something that is not JSON');
+  }
+}
+
+/** The code the enclave would answer with: the request is refused before it is sent. */
+function invalid(message: string): InferenceError {
+  return new InferenceError('ERR_INFERENCE_INPUT_INVALID', message);
+}
+
+function malformed(detail?: string): ClientError {
+  return new ClientError(
+    'ERR_CLIENT_REQUEST_FAILED',
+    `the enclave's response is not a V2 response${detail === undefined ? '' : `: ${detail}`}`,
+  );
+}
