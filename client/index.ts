@@ -11,7 +11,7 @@ export { resolvePolicy, DEFAULT_MAX_AGE_MS, DEFAULT_REATTEST_AFTER_MS } from './
 export type { ClientPolicy, PcrSource, ResolvedPolicy } from './policy.ts';
 export { verifyReceipt, RECEIPT_HEADER } from '../shared/receipts.ts';
 export type { Receipt, ReceiptExpectations } from '../shared/receipts.ts';
-export { float16ToNumbers, numbersToFloat16 } from './tensors.ts';
+export { float16ToNumbers, numbersToFloat16, responseAsJson } from './tensors.ts';
 export type {
   ClientInferenceRequest,
   ClientInferenceResponse,

@@ -20,6 +20,7 @@ import {
   typedArrayOf,
 } from '../shared/inference/binary-tensor.ts';
 import type { FixedSizeDatatype } from '../shared/inference/binary-tensor.ts';
+import { MAX_RANK } from '../shared/inference/v2.ts';
 import type { V2Datatype, V2RequestedOutput, V2TensorData } from '../shared/inference/v2.ts';
 import type { Field } from '../shared/ohttp/bhttp.ts';
 
@@ -211,6 +212,49 @@ export function decodeInferenceResponse(
   }
 }
 
+/**
+ * Tensor bytes a request would carry in binary (BYTES not counted): what a caller weighs when
+ * choosing binary for JSON input, as the CLI does above a size.
+ */
+export function tensorDataBytes(request: ClientInferenceRequest): number {
+  return request.inputs.reduce((sum, input) => {
+    if (ArrayBuffer.isView(input.data)) return sum + input.data.byteLength;
+    const { datatype, shape } = input;
+    // Input read from a file: whatever is not a well-formed fixed-size tensor counts as nothing here
+    // (the enclave refuses it either way).
+    if (datatype === undefined || !Object.hasOwn(BINARY_ELEMENT_BYTES, datatype) || !Array.isArray(shape))
+      return sum;
+    const elements = shape.reduce((product, dimension) => product * Number(dimension), 1);
+    return sum + elements * BINARY_ELEMENT_BYTES[datatype as FixedSizeDatatype];
+  }, 0);
+}
+
+/**
+ * A response with every output in JSON form, to print or store: typed arrays become arrays, BOOL
+ * booleans, FP16 numbers, and 64-bit integers numbers — or decimal strings beyond 2^53, where a
+ * JSON number would no longer be exact.
+ */
+export function responseAsJson(response: ClientInferenceResponse): ClientInferenceResponse {
+  return {
+    ...response,
+    outputs: response.outputs.map((output) => {
+      const { data, datatype } = output;
+      if (!ArrayBuffer.isView(data)) return output;
+      if (datatype === 'FP16') return { ...output, data: [...float16ToNumbers(data as Uint16Array)] };
+      if (datatype === 'BOOL')
+        return { ...output, data: Array.from(data as Uint8Array, (value) => value !== 0) };
+      const values = Array.from(data as ArrayLike<number | bigint>, (value) =>
+        typeof value !== 'bigint'
+          ? value
+          : value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER)
+            ? Number(value)
+            : value.toString(),
+      );
+      return { ...output, data: values };
+    }),
+  };
+}
+
 /** The numbers an FP16 tensor's bit patterns stand for. */
 export function float16ToNumbers(bits: Uint16Array): Float64Array {
   return Float64Array.from(bits, float16BitsToNumber);
@@ -246,15 +290,33 @@ function binaryData(input: ClientTensor & { datatype: V2Datatype }): Uint8Array 
     return encodeBytesElements(data as string[]);
   }
   if (ArrayBuffer.isView(data)) return rawBytesOf(data);
-  const Array = ARRAY_FOR[datatype] as unknown as {
+  const Typed = ARRAY_FOR[datatype] as unknown as {
     from(values: ArrayLike<unknown>, map: (value: unknown) => unknown): TypedTensorData;
   };
   const wide = datatype === 'INT64' || datatype === 'UINT64';
-  const typed = Array.from(data, (value) => {
-    if (datatype === 'BOOL') return value === true ? 1 : 0;
-    if (typeof value !== 'number') throw invalid(`input ${input.name} must hold numbers`);
+  // V2 JSON may nest data by dimension; the binary form is flat, row-major. A count that does not
+  // match the shape is the enclave's to refuse (it checks the size against shape × element size).
+  const flat = (data as unknown[]).flat(MAX_RANK);
+  const integer = !['FP16', 'FP32', 'FP64', 'BOOL'].includes(datatype);
+  const typed = Typed.from(flat, (value) => {
+    if (datatype === 'BOOL') {
+      if (typeof value !== 'boolean') throw invalid(`input ${input.name} must hold booleans`);
+      return value ? 1 : 0;
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      throw invalid(`input ${input.name} must hold finite numbers`);
     if (datatype === 'FP16') return numberToFloat16Bits(value);
+    if (integer && !Number.isSafeInteger(value)) throw invalid(`input ${input.name} must hold integers`);
     return wide ? BigInt(value) : value;
+  });
+  // A typed array wraps what does not fit (300 in a Uint8Array reads 44): refused, as the enclave
+  // refuses it in JSON, rather than sent as other numbers.
+  flat.forEach((value, index) => {
+    const stored = typed[index] as number | bigint;
+    const exact =
+      typeof stored === 'bigint' ? stored === BigInt(value as number) : !integer || stored === value;
+    const finite = datatype !== 'FP16' || ((stored as number) & 0x7c00) !== 0x7c00;
+    if (!exact || !finite) throw invalid(`input ${input.name} holds values outside ${datatype}`);
   });
   return rawBytesOf(typed);
 }
