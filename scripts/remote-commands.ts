@@ -6,7 +6,12 @@ import { writeFile } from 'node:fs/promises';
 import { CliError } from '../shared/errors.ts';
 import { parseFlags, readJsonInput } from './cli-input.ts';
 import type { CommandOutput } from './cli-output.ts';
+import { responseAsJson, tensorDataBytes } from '../client/tensors.ts';
+import type { ClientInferenceRequest } from '../client/tensors.ts';
 import { CLIENT_FLAGS, CLIENT_FLAGS_HELP, clientFromFlags } from './client-flags.ts';
+
+/** Above this much tensor data, `infer` sends binary tensors without being asked (JSON costs more). */
+export const AUTO_BINARY_BYTES = 64 * 1024;
 
 export const ATTEST_REMOTE_HELP = `Usage: nitro-infer attest --endpoint <url> (--pcrs <file> | --expect-pcr <i>=<hex>) [options]
        nitro-infer attest verify <file|->   (offline; see \`nitro-infer attest verify --help\`)
@@ -34,6 +39,8 @@ Options:
   --model <name>            the model to run
   --input <file|->          the V2 request JSON
   --receipt <file>          save the verified receipt (JSON with the encoded receipt)
+  --binary                  send the tensors with the binary tensor data extension (default above
+                            64 KiB of tensor data); outputs are still printed as JSON
 ${CLIENT_FLAGS_HELP}
   --json                    print the response as compact JSON (and errors as one JSON object)
   -h, --help                show this help
@@ -91,6 +98,7 @@ export async function infer(args: readonly string[], stdin: () => Promise<Buffer
     model: { type: 'string' },
     input: { type: 'string' },
     receipt: { type: 'string' },
+    binary: { type: 'boolean' },
   });
   if (values.help === true) return { exitCode: 0, stdout: INFER_HELP };
   if (typeof values.model !== 'string') throw new CliError('ERR_CLI_USAGE', '--model <name> is required');
@@ -104,7 +112,9 @@ export async function infer(args: readonly string[], stdin: () => Promise<Buffer
     throw new CliError('ERR_CLI_INPUT', 'the input must be a V2 request: {"inputs": [...]}');
   }
   const client = await clientFromFlags(values);
-  const result = await client.infer(values.model, request as never);
+  const binary =
+    values.binary === true || tensorDataBytes(request as ClientInferenceRequest) > AUTO_BINARY_BYTES;
+  const result = await client.infer(values.model, request as ClientInferenceRequest, { binary });
   if (typeof values.receipt === 'string') {
     await writeFile(
       values.receipt,
@@ -123,5 +133,8 @@ export async function infer(args: readonly string[], stdin: () => Promise<Buffer
       )}\n`,
     );
   }
-  return { exitCode: 0, stdout: JSON.stringify(result.response, null, values.json === true ? undefined : 2) };
+  return {
+    exitCode: 0,
+    stdout: JSON.stringify(responseAsJson(result.response), null, values.json === true ? undefined : 2),
+  };
 }

@@ -86,6 +86,17 @@ describe('nitro-infer against the local stack', () => {
     expect(receipt.sha384).toMatch(/^[0-9a-f]{96}$/);
   });
 
+  it('infer --binary sends binary tensors and prints the outputs as JSON', async () => {
+    const args = ready.inferCommand.replace(/^npx nitro-infer /, '').split(' ');
+    const result = await cli([...args, '--binary', '--json']);
+    expect(result.stderr).toBe('');
+    const [output] = JSON.parse(result.stdout).outputs;
+    // The output came back in the binary section (its size declared) and was printed as numbers.
+    expect(output).toMatchObject({ name: 'Y', shape: [1, 4], parameters: { binary_data_size: 16 } });
+    expect(output.data).toHaveLength(4);
+    expect(output.data.every((value: unknown) => typeof value === 'number')).toBe(true);
+  });
+
   it('seal → models load → infer a new model; refusals exit 1 with a code', async () => {
     const model = path.join(directory, 'tiny.onnx');
     await writeFile(
