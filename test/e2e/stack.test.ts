@@ -2,8 +2,8 @@
  * End to end on one machine, every part real: client SDK → HTTP → parent → link (tapped) → enclave
  * child process → worker → back. Two models give the same outputs as onnxruntime-node run
  * directly; receipts verify and bind the right digest. Canary bytes in inputs and model weights
- * never appear in the parent's traffic or logs — and do appear where plaintext legitimately is,
- * so the search itself can fail. Wrong expectations fail closed with distinct codes.
+ * never appear in the parent's traffic or logs, in JSON and in binary tensor bodies (raw float
+ * bytes) — and do appear where plaintext legitimately is, so the search itself can fail. Wrong expectations fail closed with distinct codes.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, verifyReceipt } from '../../client/index.ts';
 import type { ClientPolicy } from '../../client/index.ts';
+import { encodeInferenceRequest } from '../../client/tensors.ts';
 import { createSealStream } from '../../shared/sealing/index.ts';
 import { decodeKeyConfigList, encodeKeyConfig, HPKE_KEM } from '../../shared/ohttp/key-config.ts';
 import { exampleDenseModel, ocrClassifierModel } from '../../sim/example-models.ts';
@@ -203,6 +204,38 @@ describe('end to end through the local stack', () => {
       expect(plainRequest.includes(needle)).toBe(true);
     for (const [, needle] of needles.slice(1 + inputCanaries.length))
       expect(plainResponse.includes(needle)).toBe(true);
+  });
+
+  it('binary bodies too: the raw float bytes of canary inputs and outputs never reach HTTP, the link or logs', async () => {
+    const client = createClient({ endpoint: stack.url, policy, fetch: recordingFetch });
+    const canary = models.find((model) => model.name === 'canary')!;
+    const data = Float32Array.from(canary.request.inputs[0]!.data as number[]);
+    const inputs = [{ name: 'X', shape: [1, 8], datatype: 'FP32' as const, data }];
+    const result = await client.infer('canary', inputs);
+    // Typed array in, typed array out: the outputs travelled in the binary section.
+    const output = result.response.outputs[0]!.data as Float32Array;
+    expect(output).toBeInstanceOf(Float32Array);
+    expect([...output]).toEqual(await direct(canary));
+
+    const raw = (array: Float32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+    const needles: [string, Buffer][] = [
+      // The four random-tailed input values, and the outputs they produce, as raw little-endian floats.
+      ['inputs (raw float32)', raw(data.subarray(0, 4))],
+      ['outputs (raw float32)', raw(output)],
+      ...[...output].map(
+        (_, index) => [`output ${index}`, raw(output.subarray(index, index + 1))] as [string, Buffer],
+      ),
+    ];
+    const traffic = Buffer.concat(httpBodies);
+    const logs = Buffer.from(parentLogs.join('') + enclaveLogs.join('\n'));
+    for (const [name, needle] of needles) {
+      expect({ name, inHttp: traffic.includes(needle) }).toEqual({ name, inHttp: false });
+      expect({ name, inLink: tap.contains(needle) }).toEqual({ name, inLink: false });
+      expect({ name, inLogs: logs.includes(needle) }).toEqual({ name, inLogs: false });
+    }
+    // The same search finds them in the plaintext binary body the client sealed, so it can fail.
+    const plain = Buffer.from(encodeInferenceRequest({ inputs }).content);
+    expect(plain.includes(needles[0]![1])).toBe(true);
   });
 
   it('fails closed: wrong PCR, replayed attestation, unbound key config or model list, tampered response', async () => {
