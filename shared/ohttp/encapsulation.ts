@@ -88,11 +88,18 @@ function responseKeys(aead: AeadSpec, secret: Uint8Array, enc: Uint8Array, respo
   };
 }
 
-function seal(aead: AeadSpec, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array): Uint8Array {
+/** `prefix ‖ AEAD(plaintext) ‖ tag` written once into one buffer (a response: the nonce first). */
+function seal(
+  aead: AeadSpec,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  prefix: Uint8Array = new Uint8Array(0),
+): Uint8Array {
   const cipher = createCipheriv(aead.nodeName as CipherGCMTypes, key, nonce, {
     authTagLength: AEAD_TAG_BYTES,
   });
-  return concat(cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
+  return concat(prefix, cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
 }
 
 function open(aead: AeadSpec, key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array): Uint8Array {
@@ -102,7 +109,12 @@ function open(aead: AeadSpec, key: Uint8Array, nonce: Uint8Array, sealed: Uint8A
       authTagLength: AEAD_TAG_BYTES,
     });
     decipher.setAuthTag(sealed.subarray(sealed.byteLength - AEAD_TAG_BYTES));
-    return concat(decipher.update(sealed.subarray(0, sealed.byteLength - AEAD_TAG_BYTES)), decipher.final());
+    const head = decipher.update(sealed.subarray(0, sealed.byteLength - AEAD_TAG_BYTES));
+    const tail = decipher.final();
+    // GCM's final() is empty: the update's own output is the plaintext, no copy needed.
+    return tail.byteLength === 0
+      ? new Uint8Array(head.buffer, head.byteOffset, head.byteLength)
+      : concat(head, tail);
   } catch {
     throw decryptFailed();
   }
@@ -264,7 +276,7 @@ export class OhttpGateway {
       respond(response, responseNonce = new Uint8Array(randomBytes(nonceBytes))) {
         if (responseNonce.byteLength !== nonceBytes) throw new RangeError('wrong response nonce length');
         const { key, nonce } = responseKeys(aead, secret, enc, responseNonce);
-        return concat(responseNonce, seal(aead, key, nonce, response));
+        return seal(aead, key, nonce, response, responseNonce);
       },
     };
   }

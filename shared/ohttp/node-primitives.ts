@@ -32,6 +32,27 @@ function arrayBuffer(input: Uint8Array): ArrayBuffer {
   return input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer;
 }
 
+/**
+ * The AEAD output as one ArrayBuffer with as few copies as the parts allow: OpenSSL's output
+ * buffer itself when it is the whole answer (a GCM open: `final()` is empty), else one copy of the
+ * parts into a fresh buffer — not a concatenation and then a slice of it (two copies of a request's
+ * plaintext, which for tensors is most of the request).
+ */
+function joined(parts: readonly Buffer[]): ArrayBuffer {
+  const nonEmpty = parts.filter((part) => part.byteLength > 0);
+  const only = nonEmpty.length === 1 ? nonEmpty[0] : undefined;
+  if (only !== undefined && only.byteOffset === 0 && only.buffer.byteLength === only.byteLength)
+    return only.buffer as ArrayBuffer;
+  const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out.buffer;
+}
+
 /** HKDF-SHA256 (RFC 5869) with synchronous HMACs; the labeled forms come from hpke-js. */
 export class NodeHkdfSha256 extends HkdfSha256Native {
   override async extract(salt: Bytes, ikm: Bytes): Promise<ArrayBuffer> {
@@ -156,9 +177,7 @@ export class NodeAead implements AeadInterface {
       async seal(iv, data, aad) {
         const context = createCipheriv(cipher, secret, bytes(iv), { authTagLength: 16 });
         context.setAAD(bytes(aad));
-        return arrayBuffer(
-          Buffer.concat([context.update(bytes(data)), context.final(), context.getAuthTag()]),
-        );
+        return joined([context.update(bytes(data)), context.final(), context.getAuthTag()]);
       },
       async open(iv, data, aad) {
         const sealed = bytes(data);
@@ -166,9 +185,7 @@ export class NodeAead implements AeadInterface {
         const context = createDecipheriv(cipher, secret, bytes(iv), { authTagLength: 16 });
         context.setAAD(bytes(aad));
         context.setAuthTag(sealed.subarray(sealed.byteLength - 16));
-        return arrayBuffer(
-          Buffer.concat([context.update(sealed.subarray(0, sealed.byteLength - 16)), context.final()]),
-        );
+        return joined([context.update(sealed.subarray(0, sealed.byteLength - 16)), context.final()]);
       },
     };
   }
