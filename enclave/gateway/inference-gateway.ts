@@ -21,7 +21,12 @@ import type { ModelManager } from '../models/model-manager.ts';
 import type { OhttpKeys, ReceiptKey } from './ohttp-keys.ts';
 import { answerMetadataRoute, findModel, InnerError, json, jsonValue, matchRoute } from './routes.ts';
 import type { ReplayWindow } from './replay-window.ts';
-import { inferenceResponseBody, readInferenceRequest, UnsupportedBody } from './tensor-body.ts';
+import {
+  checkContentType,
+  inferenceResponseBody,
+  readInferenceRequest,
+  UnsupportedBody,
+} from './tensor-body.ts';
 
 /** A response whose content is given as pieces (binary outputs), written once into the message. */
 type InnerResponse = BhttpResponse & { readonly pieces?: readonly Uint8Array[] };
@@ -83,16 +88,16 @@ export class InferenceGateway {
     const route = matchRoute(request.method, request.path);
     if (route.kind !== 'infer') return answerMetadataRoute(route, this.#options.models);
     const { pool } = this.#options;
-    const name = route.name;
-    const model = findModel(this.#options.models, name, route.version);
-    let parsed;
     try {
-      parsed = readInferenceRequest(request.headers, request.content);
+      checkContentType(request.headers);
     } catch (error) {
       if (error instanceof UnsupportedBody)
         throw new InnerError(415, 'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', error.message);
       throw error;
     }
+    const name = route.name;
+    const model = findModel(this.#options.models, name, route.version);
+    const parsed = readInferenceRequest(request.headers, request.content);
     // Hashed now: binary tensors are views into the body, whose buffer moves to a worker.
     const requestSha256 = sha256(request.content);
     const result = withRequestEcho(await pool.infer(name, parsed), parsed, model.identity.sha384);

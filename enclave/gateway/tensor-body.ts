@@ -29,17 +29,28 @@ export class UnsupportedBody extends Error {}
  * @throws {InferenceError} `ERR_INFERENCE_INPUT_INVALID`.
  */
 export function readInferenceRequest(headers: readonly Field[], content: Uint8Array): V2InferenceRequest {
+  const headerLength = checkContentType(headers);
+  if (headerLength === undefined) return parseInferenceRequest(parseJson(content));
+  const { header: json, tensors } = splitBinaryBody(content, headerLength);
+  return parseInferenceRequest(parseJson(json), tensors);
+}
+
+/**
+ * Checks the content type before anything else is looked at; returns the binary header length
+ * field, if any.
+ * @throws {UnsupportedBody}
+ */
+export function checkContentType(headers: readonly Field[]): string | undefined {
   const contentType = header(headers, 'content-type')?.split(';')[0]?.trim().toLowerCase();
   const headerLength = header(headers, INFERENCE_HEADER_LENGTH);
   if (headerLength === undefined) {
     if (contentType !== JSON_TYPE) throw new UnsupportedBody('the body must be application/json');
-    return parseInferenceRequest(parseJson(content));
+    return undefined;
   }
   // Triton's clients send binary bodies as octet-stream; some label them JSON. Either is read the same way.
   if (contentType !== BINARY_TYPE && contentType !== JSON_TYPE)
     throw new UnsupportedBody('a binary body must be application/octet-stream');
-  const { header: json, tensors } = splitBinaryBody(content, headerLength);
-  return parseInferenceRequest(parseJson(json), tensors);
+  return headerLength;
 }
 
 /** A response body as pieces to be written once into the message, and the headers that describe it. */
