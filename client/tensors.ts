@@ -4,25 +4,21 @@
  * little-endian tensors; shared/inference/binary-tensor.ts). Binary is the default as soon as one
  * input is a typed array: its memory is already the wire format, so it is sent without conversion,
  * and the outputs come back as typed arrays too. FP16 travels as the Uint16Array of its bit
- * patterns (Node 20 has no Float16Array); {@link float16ToNumbers} reads them.
+ * patterns (Node 20 has no Float16Array); `float16ToNumbers` reads them. Responses are decoded in
+ * tensor-response.ts.
  */
-import { ClientError, InferenceError, isNitroInferError } from '../shared/errors.ts';
+import { InferenceError } from '../shared/errors.ts';
 import {
-  BINARY_ELEMENT_BYTES,
   binaryBodyPieces,
-  decodeBytesElements,
   encodeBytesElements,
   float16BitsToNumber,
   numberToFloat16Bits,
   rawBytesOf,
-  sliceBinaryTensors,
-  splitBinaryBody,
-  typedArrayOf,
 } from '../shared/inference/binary-tensor.ts';
 import type { FixedSizeDatatype } from '../shared/inference/binary-tensor.ts';
 import { MAX_RANK } from '../shared/inference/v2.ts';
 import type { V2Datatype, V2RequestedOutput, V2TensorData } from '../shared/inference/v2.ts';
-import type { Field } from '../shared/ohttp/bhttp.ts';
+import { INFERENCE_HEADER_LENGTH } from './tensor-response.ts';
 
 /** The typed arrays a tensor may be given as (and binary outputs come back as). */
 export type TypedTensorData =
@@ -85,8 +81,6 @@ export interface EncodedRequest {
   readonly content: Uint8Array;
   readonly headers: [string, string][];
 }
-
-const INFERENCE_HEADER_LENGTH = 'inference-header-content-length';
 
 /** The datatype a typed array stands for when none is named. */
 const DATATYPE_OF: readonly [abstract new (...args: never[]) => TypedTensorData, FixedSizeDatatype][] = [
@@ -164,107 +158,6 @@ export function encodeInferenceRequest(
   };
 }
 
-/**
- * Decodes a response body: JSON, or binary (outputs with `binary_data_size` become typed arrays
- * viewing the body where aligned, BYTES become strings). The enclave is attested, but its bytes
- * are still checked before they are viewed.
- * @throws {ClientError} `ERR_CLIENT_REQUEST_FAILED` for a body that is not a V2 response.
- */
-export function decodeInferenceResponse(
-  headers: readonly Field[],
-  content: Uint8Array,
-): ClientInferenceResponse {
-  const headerLength = headers.find(([name]) => name === INFERENCE_HEADER_LENGTH)?.[1];
-  try {
-    if (headerLength === undefined) return parseJson(content) as ClientInferenceResponse;
-    const { header, tensors } = splitBinaryBody(content, headerLength);
-    const response = parseJson(header) as ClientInferenceResponse;
-    if (!Array.isArray(response.outputs)) throw malformed();
-    const declared = response.outputs.filter((output) => output.parameters?.binary_data_size !== undefined);
-    const slices = sliceBinaryTensors(
-      declared.map((output) => ({
-        name: output.name,
-        datatype: output.datatype,
-        shape: output.shape,
-        byteLength: output.parameters?.binary_data_size as number,
-      })),
-      tensors,
-    );
-    const bytes = new Map(slices.map((slice) => [slice.declaration.name, slice.bytes]));
-    return {
-      ...response,
-      outputs: response.outputs.map((output) => {
-        const blob = bytes.get(output.name);
-        if (blob === undefined) return output;
-        if (!Object.hasOwn(BINARY_ELEMENT_BYTES, output.datatype) && output.datatype !== 'BYTES')
-          throw malformed();
-        const data =
-          output.datatype === 'BYTES'
-            ? decodeBytesElements(blob).map((element) => new TextDecoder().decode(element))
-            : (typedArrayOf(output.datatype, blob) as TypedTensorData);
-        return { ...output, data };
-      }),
-    };
-  } catch (error) {
-    if (error instanceof ClientError) throw error;
-    if (isNitroInferError(error)) throw malformed(error.message);
-    throw malformed();
-  }
-}
-
-/**
- * Tensor bytes a request would carry in binary (BYTES not counted): what a caller weighs when
- * choosing binary for JSON input, as the CLI does above a size.
- */
-export function tensorDataBytes(request: ClientInferenceRequest): number {
-  return request.inputs.reduce((sum, input) => {
-    if (ArrayBuffer.isView(input.data)) return sum + input.data.byteLength;
-    const { datatype, shape } = input;
-    // Input read from a file: whatever is not a well-formed fixed-size tensor counts as nothing here
-    // (the enclave refuses it either way).
-    if (datatype === undefined || !Object.hasOwn(BINARY_ELEMENT_BYTES, datatype) || !Array.isArray(shape))
-      return sum;
-    const elements = shape.reduce((product, dimension) => product * Number(dimension), 1);
-    return sum + elements * BINARY_ELEMENT_BYTES[datatype as FixedSizeDatatype];
-  }, 0);
-}
-
-/**
- * A response with every output in JSON form, to print or store: typed arrays become arrays, BOOL
- * booleans, FP16 numbers, and 64-bit integers numbers — or decimal strings beyond 2^53, where a
- * JSON number would no longer be exact.
- */
-export function responseAsJson(response: ClientInferenceResponse): ClientInferenceResponse {
-  return {
-    ...response,
-    outputs: response.outputs.map((output) => {
-      const { data, datatype } = output;
-      if (!ArrayBuffer.isView(data)) return output;
-      if (datatype === 'FP16') return { ...output, data: [...float16ToNumbers(data as Uint16Array)] };
-      if (datatype === 'BOOL')
-        return { ...output, data: Array.from(data as Uint8Array, (value) => value !== 0) };
-      const values = Array.from(data as ArrayLike<number | bigint>, (value) =>
-        typeof value !== 'bigint'
-          ? value
-          : value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER)
-            ? Number(value)
-            : value.toString(),
-      );
-      return { ...output, data: values };
-    }),
-  };
-}
-
-/** The numbers an FP16 tensor's bit patterns stand for. */
-export function float16ToNumbers(bits: Uint16Array): Float64Array {
-  return Float64Array.from(bits, float16BitsToNumber);
-}
-
-/** The binary16 bit patterns nearest to `values` (round to nearest, ties to even). */
-export function numbersToFloat16(values: ArrayLike<number>): Uint16Array {
-  return Uint16Array.from(values as number[], numberToFloat16Bits);
-}
-
 function datatypeOf(input: ClientTensor): V2Datatype {
   const { data, datatype } = input;
   if (!ArrayBuffer.isView(data)) {
@@ -337,22 +230,15 @@ function jsonData(input: ClientTensor & { datatype: V2Datatype }): V2TensorData 
   });
 }
 
-function parseJson(bytes: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch {
-    throw malformed('the enclave answered with something that is not JSON');
-  }
-}
-
 /** The code the enclave would answer with: the request is refused before it is sent. */
 function invalid(message: string): InferenceError {
   return new InferenceError('ERR_INFERENCE_INPUT_INVALID', message);
 }
 
-function malformed(detail?: string): ClientError {
-  return new ClientError(
-    'ERR_CLIENT_REQUEST_FAILED',
-    `the enclave's response is not a V2 response${detail === undefined ? '' : `: ${detail}`}`,
-  );
-}
+export {
+  decodeInferenceResponse,
+  float16ToNumbers,
+  numbersToFloat16,
+  responseAsJson,
+  tensorDataBytes,
+} from './tensor-response.ts';
