@@ -275,9 +275,8 @@ const result = {
   },
   rows,
 };
-// Written before the HPKE loop too: on Node 20.20 that loop has been seen to deadlock inside
-// node:crypto (a GC during a JWK export of an x25519 key runs ~KeyGenJob, which takes the mutex the
-// export holds), and the rows should survive it.
+// Written before the HPKE loop too, so the rows survive whatever happens in it (it once hung in
+// node:crypto; see bench/README.md "Fixed hang").
 writeResult('e2e', result);
 process.stderr.write('  HPKE seal + open\n');
 const hpke = await hpkeCost();

@@ -9,6 +9,8 @@
 import { createHash, createPrivateKey, createPublicKey, hkdfSync, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { DEFAULT_SYMMETRIC_ALGORITHMS, HPKE_KEM, encodeKeyConfig } from '../../shared/ohttp/key-config.ts';
+// DER, not JWK, for raw keys (a JWK export can deadlock Node 20's crypto; see node-primitives.ts).
+import { rawPublicKey } from '../../shared/ohttp/node-primitives.ts';
 
 /** X25519 secrets, and so the cluster secret, are 32 bytes. */
 export const CLUSTER_SECRET_BYTES = 32;
@@ -56,13 +58,12 @@ export function deriveClusterKeys(secret: Uint8Array): ClusterKeys {
   seed.fill(0);
   try {
     const receiptPrivateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-    const x = createPublicKey(receiptPrivateKey).export({ format: 'jwk' }).x as string;
     const keyConfig = x25519KeyConfig(ohttpSecret);
     return {
       keyConfig,
       ohttpSecret,
       receiptPrivateKey,
-      receiptPublicKey: new Uint8Array(Buffer.from(x, 'base64url')),
+      receiptPublicKey: rawPublicKey(createPublicKey(receiptPrivateKey)),
       fingerprint: new Uint8Array(createHash('sha256').update(keyConfig).digest()),
     };
   } finally {
@@ -74,10 +75,9 @@ export function deriveClusterKeys(secret: Uint8Array): ClusterKeys {
 function x25519KeyConfig(secret: Uint8Array): Uint8Array {
   const der = Buffer.concat([PKCS8_X25519_PREFIX, secret]);
   try {
-    const x = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({
-      format: 'jwk',
-    }).x;
-    const publicKey = new Uint8Array(Buffer.from(x as string, 'base64url'));
+    const publicKey = rawPublicKey(
+      createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })),
+    );
     const keyId = createHash('sha256').update(publicKey).digest()[0] as number;
     return encodeKeyConfig({
       keyId,

@@ -14,7 +14,7 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
+  randomBytes,
 } from 'node:crypto';
 import type { CipherGCMTypes, KeyObject } from 'node:crypto';
 import { AeadId, Dhkem, HkdfSha256Native, KemId, XCurveDhkemPrimitives } from '@hpke/common';
@@ -86,24 +86,44 @@ export class NodeHkdfSha256 extends HkdfSha256Native {
   }
 }
 
-const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+/*
+ * Ephemeral keys are random bytes imported as a JWK private key (EVP_PKEY_new_raw_private_key:
+ * ~50 µs with the public key's export), never `generateKeyPairSync('x25519')`: on Node 20.20 a
+ * loop of generateKeyPairSync followed by a JWK export deadlocks the process after ~10^5 keys (a
+ * mutex in KeyGenJob's destructor, run by GC inside ExportJWKEdKey; measured, and
+ * test/unit/shared/ohttp/x25519-keygen-liveness.test.ts), and every OHTTP request and response
+ * makes one. Without a KeyGenJob there is nothing for GC to destroy under that lock. The DER
+ * encoders would avoid JWK but cost 3-10x more (OpenSSL's encoder/decoder: ~150 µs to export a
+ * public key, ~650 µs to import a secret).
+ */
+
+/** The private KeyObject of a raw X25519 secret, and its raw public key. */
+function x25519FromSecret(secret: Uint8Array): { privateKey: KeyObject; publicKey: Uint8Array } {
+  // With `d` present Node imports the raw private key and ignores `x` (which must be a string).
+  const privateKey = createPrivateKey({
+    key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(secret).toString('base64url'), x: '' },
+    format: 'jwk',
+  });
+  const x = createPublicKey(privateKey).export({ format: 'jwk' }).x as string;
+  return { privateKey, publicKey: new Uint8Array(Buffer.from(x, 'base64url')) };
+}
+
+/** The raw 32-byte X25519 or Ed25519 public key: the tail of its SubjectPublicKeyInfo (rare paths). */
+export function rawPublicKey(key: KeyObject): Uint8Array {
+  const der = key.export({ format: 'der', type: 'spki' });
+  return new Uint8Array(der.subarray(der.byteLength - 32));
+}
 
 /**
  * KeyObjects for raw secrets this process made or has already imported, keyed by the very byte
- * array hpke-js keeps in its key object. Importing a raw X25519 secret costs ~650 µs in OpenSSL 3's
- * decoder (measured), a fresh key pair ~55 µs: new ephemeral keys are generated as KeyObjects and
- * remembered; a long-lived gateway key is decoded once.
+ * array hpke-js keeps in its key object, so a secret is imported once.
  */
 const privateKeys = new WeakMap<Uint8Array, { privateKey: KeyObject; publicKey: Uint8Array }>();
 
 function x25519Private(secret: Uint8Array): { privateKey: KeyObject; publicKey: Uint8Array } {
   let entry = privateKeys.get(secret);
   if (entry === undefined) {
-    const der = Buffer.concat([PKCS8_X25519_PREFIX, secret]);
-    const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-    der.fill(0);
-    const x = createPublicKey(privateKey).export({ format: 'jwk' }).x as string;
-    entry = { privateKey, publicKey: new Uint8Array(Buffer.from(x, 'base64url')) };
+    entry = x25519FromSecret(secret);
     privateKeys.set(secret, entry);
   }
   return entry;
@@ -113,13 +133,8 @@ function x25519Private(secret: Uint8Array): { privateKey: KeyObject; publicKey: 
 const nodeX25519 = {
   utils: {
     randomSecretKey(): Uint8Array {
-      const { privateKey, publicKey } = generateKeyPairSync('x25519');
-      const jwk = privateKey.export({ format: 'jwk' });
-      const secret = new Uint8Array(Buffer.from(jwk.d as string, 'base64url'));
-      privateKeys.set(secret, {
-        privateKey,
-        publicKey: new Uint8Array(Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url')),
-      });
+      const secret = new Uint8Array(randomBytes(32));
+      privateKeys.set(secret, x25519FromSecret(secret));
       return secret;
     },
   },
