@@ -19,7 +19,7 @@ import { RECEIPT_HEADER, sha256, signReceipt } from '../../shared/receipts.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import type { ModelManager } from '../models/model-manager.ts';
 import type { OhttpKeys, ReceiptKey } from './ohttp-keys.ts';
-import { answerMetadataRoute, findModel, InnerError, json, jsonValue, matchRoute } from './routes.ts';
+import { answerMetadataRoute, findModel, InnerError, jsonValue, matchRoute } from './routes.ts';
 import type { ReplayWindow } from './replay-window.ts';
 import {
   checkContentType,
