@@ -298,10 +298,12 @@ export class NitroInferClient {
       );
       if (isOhttpKeyProblem(reply, bytes)) {
         // RFC 9458 section 5.3: the gateway does not know our key config (an enclave restarted
-        // with a new key). Only this problem type re-attests, once. It is unauthenticated: a parent
-        // that relayed the request, let it run and then forged the problem must not get the same
-        // request run a second time, so it is resent only if the enclave now binds another key
-        // config; a forged problem costs one attestation, nothing more.
+        // with a new key). Only this problem type re-attests, once. It is unauthenticated: the
+        // parent may have relayed the request, let it run, dropped the answer and then made the
+        // enclave change key (`cluster.rotate`, a restart, another genuine enclave) before forging
+        // the problem. So only a request that is safe to repeat (GET: reads, no body) is resent to
+        // the new key; any other is not — the caller learns, by ERR_CLIENT_KEY_CHANGED, that the
+        // client has re-attested and that the request may have run, and decides whether to retry.
         const refused = attestation.keyConfigBytes;
         if (attempt > 0) {
           throw new ClientError(
@@ -320,6 +322,12 @@ export class NitroInferClient {
           throw new ClientError(
             'ERR_CLIENT_REQUEST_FAILED',
             'the parent answered the ohttp-key problem to a request sealed to the key config the enclave still attests; not resent (the enclave may have processed it)',
+          );
+        }
+        if (method !== 'GET') {
+          throw new ClientError(
+            'ERR_CLIENT_KEY_CHANGED',
+            'the enclave attests a new key config (ohttp-key problem); the client re-attested but did not resend: the request may have run, retry it if running it twice is acceptable',
           );
         }
         continue;

@@ -111,6 +111,7 @@ export const CODES_WITHOUT_STATUS: Readonly<Partial<Record<ErrorCode, string>>> 
   ERR_CLIENT_BINDING_MISMATCH: 'client side',
   ERR_CLIENT_REQUEST_FAILED: 'client side',
   ERR_CLIENT_MODEL_NOT_ATTESTED: 'client side',
+  ERR_CLIENT_KEY_CHANGED: 'client side',
   ERR_CLIENT_UNREACHABLE: 'client side',
   ERR_CLIENT_TIMEOUT: 'client side',
   ERR_CLIENT_ABORTED: 'client side',

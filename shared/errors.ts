@@ -105,6 +105,7 @@ export const ERROR_CODES = [
   'ERR_CLIENT_BINDING_MISMATCH',
   'ERR_CLIENT_REQUEST_FAILED',
   'ERR_CLIENT_MODEL_NOT_ATTESTED',
+  'ERR_CLIENT_KEY_CHANGED',
   // The SDK could not get an answer at all: network, deadline, or the caller gave up.
   'ERR_CLIENT_UNREACHABLE',
   'ERR_CLIENT_TIMEOUT',

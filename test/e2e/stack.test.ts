@@ -310,7 +310,7 @@ describe('end to end through the local stack', () => {
     expect(await codeOfAsync(() => honest.infer('example', models[0]!.request))).toBe('accepted');
   });
 
-  it('a request sealed to another key is refused by the gateway; the SDK re-attests and succeeds', async () => {
+  it('a request sealed to another key is refused by the gateway; the SDK re-attests, does not resend, and the next call succeeds', async () => {
     const client = createClient({ endpoint: stack.url, policy });
     await client.attest();
     await stack.enclave.kill('SIGKILL');
@@ -319,9 +319,13 @@ describe('end to end through the local stack', () => {
     for (let attempt = 0; attempt < 100 && stack.parent.models.reloading; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    // The restarted enclave has a new OHTTP key; the cached key config is refused (HTTP 400) and
-    // the SDK verifies a fresh attestation before it sends again.
+    // The restarted enclave has a new OHTTP key; the cached key config is refused (the ohttp-key
+    // problem) and the SDK verifies a fresh attestation, but does not resend an inference: from
+    // outside, a restart is indistinguishable from a parent that let it run (docs/protocols.md).
     const before = client.attestation!.keyConfigBytes;
+    expect(await codeOfAsync(() => client.infer('example', models[0]!.request))).toBe(
+      'ERR_CLIENT_KEY_CHANGED',
+    );
     const result = await client.infer('example', models[0]!.request);
     expect(Buffer.from(client.attestation!.keyConfigBytes).equals(Buffer.from(before))).toBe(false);
     expect(result.receipt.sha384).toBe(digests.get('example'));

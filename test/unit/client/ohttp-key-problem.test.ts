@@ -1,7 +1,7 @@
 /**
  * When the SDK re-attests after a refused request (issue 12 item 5; RFC 9458 section 5.3): only on
- * the `ohttp-key` problem type, once, and it resends only when the enclave now attests another key
- * config. A plain 400, a problem under another media type, or our `{error}` body never re-attest;
+ * the `ohttp-key` problem type, once, and it resends only a GET, and only when the enclave now attests
+ * another key config: an inference is never resent (the parent can make the problem look genuine). A plain 400, a problem under another media type, or our `{error}` body never re-attest;
  * a forged problem costs one attestation and nothing is sent twice.
  */
 import { describe, expect, it } from 'vitest';
@@ -72,6 +72,36 @@ describe('client: re-attestation only on the ohttp-key problem', () => {
     expect(ran).toBe(1);
     expect(attestations(parent.requests)).toBe(2);
     expect(gatewayPosts(parent.requests)).toBe(1);
+  });
+
+  it('the parent lets an inference run, rotates the key, forges the problem → re-attested, not resent', async () => {
+    const parent = await fakeOhttpParent();
+    let relayed = 0;
+    parent.answer = async (relay) => {
+      await relay();
+      relayed++;
+      // The parent's own link request (cluster.rotate) gives the enclave a new key config.
+      await parent.rotate();
+      return ohttpKeyProblem();
+    };
+    const client = clientOf(parent);
+    const before = (await client.attest()).keyConfigBytes;
+    const body = new TextEncoder().encode(JSON.stringify({ inputs: [] }));
+    expect(
+      await codeOfAsync(() =>
+        client.forward({
+          method: 'POST',
+          path: '/v2/models/m/infer',
+          body,
+          headers: [['content-type', 'application/json']],
+        }),
+      ),
+    ).toBe('ERR_CLIENT_KEY_CHANGED');
+    expect(relayed).toBe(1);
+    expect(gatewayPosts(parent.requests)).toBe(1);
+    expect(attestations(parent.requests)).toBe(2);
+    // Re-attested: the next call seals to the new key.
+    expect(Buffer.from(client.attestation!.keyConfigBytes).equals(Buffer.from(before))).toBe(false);
   });
 
   it('the problem again after re-attesting to a new key → refused, no third attempt', async () => {
