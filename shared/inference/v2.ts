@@ -52,6 +52,13 @@ export const MAX_INPUTS = 64;
 export const MAX_RANK = 8;
 /** Most elements of one input tensor (64 Mi; 256 MiB as FP32, below the link's frame bound). */
 export const MAX_TENSOR_ELEMENTS = 64 * 1024 * 1024;
+/**
+ * Most BYTES elements in one request, over all its inputs. Each element becomes a JS string (and a
+ * copy in ONNX Runtime) costing ~100 bytes beyond its content, so 4 bytes on the wire (an empty
+ * element) would otherwise cost ~25x in the enclave: 8 Mi empty elements in a 32 MiB body, about
+ * 1 GiB of heap per request.
+ */
+export const MAX_BYTES_ELEMENTS = 1024 * 1024;
 
 /** Elements of a tensor in JSON form (BYTES as strings, FP16 as numbers). */
 export type V2TensorData = readonly (number | boolean | string)[];
@@ -142,6 +149,12 @@ export function parseInferenceRequest(body: unknown, binarySection?: Uint8Array)
   const parsed = body.inputs.map((input: unknown, index) => parseTensor(input, `inputs[${index}]`));
   const names = new Set(parsed.map((input) => input.name));
   if (names.size !== parsed.length) throw invalid('input names must be unique');
+  // Counted from the shapes, before a BYTES blob (or JSON string array) is decoded.
+  const strings = parsed
+    .filter((input) => input.datatype === 'BYTES')
+    .reduce((sum, input) => sum + input.shape.reduce((product, dimension) => product * dimension, 1), 0);
+  if (strings > MAX_BYTES_ELEMENTS)
+    throw invalid(`the request holds ${strings} BYTES elements; at most ${MAX_BYTES_ELEMENTS}`);
   const inputs = attachBinary(parsed, binarySection);
   let outputs: V2RequestedOutput[] | undefined;
   if (body.outputs !== undefined) {
