@@ -13,6 +13,7 @@ import type { ErrorCode } from '../shared/errors.ts';
 import type { V2ModelMetadata } from '../shared/inference/v2.ts';
 import { decodeBhttpResponse, encodeBhttpRequest } from '../shared/ohttp/bhttp.ts';
 import type { BhttpResponse } from '../shared/ohttp/bhttp.ts';
+import { paddedLength } from '../shared/ohttp/padding.ts';
 import { encapsulateRequest } from '../shared/ohttp/encapsulation.ts';
 import { RECEIPT_HEADER, verifyReceipt } from '../shared/receipts.ts';
 import type { Receipt } from '../shared/receipts.ts';
@@ -280,7 +281,7 @@ export class NitroInferClient {
       if (bodyHeaders !== undefined)
         headers.push(...bodyHeaders.map(([name, value]): [string, string] => [name, value]));
       else if (content.byteLength > 0) headers.push(['content-type', 'application/json']);
-      const message = encodeBhttpRequest({
+      const unpadded = encodeBhttpRequest({
         method,
         scheme: 'https',
         authority: '',
@@ -289,6 +290,9 @@ export class NitroInferClient {
         content,
         trailers: [],
       });
+      // Requests are padded to the responses' size buckets (shared/ohttp/padding.ts): with binary
+      // tensors the ciphertext length would otherwise tell the relay the exact input size.
+      const message = padded(unpadded);
       const { encapsulated, opener } = await encapsulateRequest(attestation.keyConfig, message);
       const { reply, bytes } = await send(
         this.#fetch,
@@ -357,6 +361,15 @@ export class NitroInferClient {
 }
 
 /** Creates a client. */
+/** The message with Binary HTTP zero padding (RFC 9292 section 3.8) up to its size bucket. */
+function padded(message: Uint8Array): Uint8Array {
+  const length = paddedLength(message.byteLength);
+  if (length === message.byteLength) return message;
+  const out = new Uint8Array(length);
+  out.set(message);
+  return out;
+}
+
 export function createClient(options: ClientOptions): NitroInferClient {
   return new NitroInferClient(options);
 }
