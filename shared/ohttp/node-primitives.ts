@@ -97,11 +97,15 @@ export class NodeHkdfSha256 extends HkdfSha256Native {
  * public key, ~650 µs to import a secret).
  */
 
+/** base64url of bytes read in place: no second copy of a secret in a Buffer (the string remains). */
+const base64urlView = (bytes: Uint8Array) =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+
 /** The private KeyObject of a raw X25519 secret, and its raw public key. */
 function x25519FromSecret(secret: Uint8Array): { privateKey: KeyObject; publicKey: Uint8Array } {
   // With `d` present Node imports the raw private key and ignores `x` (which must be a string).
   const privateKey = createPrivateKey({
-    key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(secret).toString('base64url'), x: '' },
+    key: { kty: 'OKP', crv: 'X25519', d: base64urlView(secret), x: '' },
     format: 'jwk',
   });
   const x = createPublicKey(privateKey).export({ format: 'jwk' }).x as string;
