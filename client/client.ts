@@ -8,83 +8,26 @@
  * deadline and an AbortSignal (client/transport.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { ClientError, ERROR_CODES, NitroInferError } from '../shared/errors.ts';
-import type { ErrorCode } from '../shared/errors.ts';
+import { ClientError } from '../shared/errors.ts';
 import type { V2ModelMetadata } from '../shared/inference/v2.ts';
 import { decodeBhttpResponse, encodeBhttpRequest } from '../shared/ohttp/bhttp.ts';
-import type { BhttpResponse } from '../shared/ohttp/bhttp.ts';
-import { paddedLength } from '../shared/ohttp/padding.ts';
 import { encapsulateRequest } from '../shared/ohttp/encapsulation.ts';
 import { RECEIPT_HEADER, verifyReceipt } from '../shared/receipts.ts';
-import type { Receipt } from '../shared/receipts.ts';
 import { acceptAttestation } from './attestation.ts';
 import type { Attestation } from './attestation.ts';
 import { AttestationCache } from './attestation-cache.ts';
 import { resolvePolicy } from './policy.ts';
-import type { ClientPolicy, ResolvedPolicy } from './policy.ts';
+import type { ResolvedPolicy } from './policy.ts';
 import { CallContext, checkCallOptions, isOhttpKeyProblem, outerError, send } from './transport.ts';
 import type { CallOptions } from './transport.ts';
+import { innerError, padded, parseJson } from './inner-message.ts';
+import type { ClientOptions, ForwardRequest, ForwardResult, InferenceResult } from './types.ts';
 
 export type { Attestation } from './attestation.ts';
 export type { CallOptions } from './transport.ts';
+export type { ClientOptions, ForwardRequest, ForwardResult, InferenceResult } from './types.ts';
 import { decodeInferenceResponse, encodeInferenceRequest } from './tensors.ts';
-import type {
-  ClientInferenceRequest,
-  ClientInferenceResponse,
-  ClientTensor,
-  InferOptions,
-} from './tensors.ts';
-
-/** Options of {@link createClient}. */
-export interface ClientOptions extends CallOptions {
-  /** The parent's base URL, e.g. `https://inference.example.com`. */
-  readonly endpoint: string;
-  readonly policy: ClientPolicy;
-  /** A fetch implementation (tests wrap it to watch traffic). */
-  readonly fetch?: typeof fetch;
-  /** The verification clock. */
-  readonly clock?: () => number;
-}
-
-/** An inference answer with its verified receipt. */
-export interface InferenceResult {
-  readonly response: ClientInferenceResponse;
-  readonly receipt: Receipt;
-  /** The receipt as received (base64url), to store as proof. */
-  readonly receiptEncoded: string;
-}
-
-/** One inner HTTP request as {@link NitroInferClient.forward} sends it. */
-export interface ForwardRequest {
-  readonly method: string;
-  /** The inner path, e.g. `/v2/models/dense/infer`. */
-  readonly path: string;
-  /**
-   * Inner request headers that describe the body (lower-case names), e.g. `content-type` and
-   * `inference-header-content-length`. Default, with a body: `content-type: application/json`.
-   */
-  readonly headers?: readonly (readonly [string, string])[];
-  readonly body?: Uint8Array;
-  /** The model the path names: re-attests when unseen, honours the policy's pins. */
-  readonly model?: string;
-  /** Refuse, before sending, a model no attestation lists (inference). */
-  readonly requireAttested?: boolean;
-  /** Refuse a 200 answer that carries no receipt (inference). */
-  readonly requireReceipt?: boolean;
-}
-
-/** The enclave's answer to a forwarded request, whatever its status. */
-export interface ForwardResult {
-  readonly status: number;
-  readonly headers: readonly (readonly [string, string])[];
-  readonly content: Uint8Array;
-  readonly attestation: Attestation;
-  /** Present when the answer carried a receipt, which then verified. */
-  readonly receipt?: Receipt;
-  readonly receiptEncoded?: string;
-}
-
-const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+import type { ClientInferenceRequest, ClientTensor, InferOptions } from './tensors.ts';
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
@@ -361,39 +304,6 @@ export class NitroInferClient {
 }
 
 /** Creates a client. */
-/** The message with Binary HTTP zero padding (RFC 9292 section 3.8) up to its size bucket. */
-function padded(message: Uint8Array): Uint8Array {
-  const length = paddedLength(message.byteLength);
-  if (length === message.byteLength) return message;
-  const out = new Uint8Array(length);
-  out.set(message);
-  return out;
-}
-
 export function createClient(options: ClientOptions): NitroInferClient {
   return new NitroInferClient(options);
-}
-
-function parseJson(response: BhttpResponse): unknown {
-  try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(response.content));
-  } catch {
-    throw new ClientError(
-      'ERR_CLIENT_REQUEST_FAILED',
-      'the enclave answered with something that is not JSON',
-    );
-  }
-}
-
-/** An error the enclave answered with inside the encryption. */
-function innerError(response: BhttpResponse): NitroInferError {
-  try {
-    const body = JSON.parse(new TextDecoder().decode(response.content)) as { code?: string; error?: string };
-    if (typeof body.code === 'string' && KNOWN_CODES.has(body.code)) {
-      return new NitroInferError(body.code as ErrorCode, String(body.error ?? '').slice(0, 300));
-    }
-  } catch {
-    // fall through
-  }
-  return new ClientError('ERR_CLIENT_REQUEST_FAILED', `the enclave answered ${response.status}`);
 }
