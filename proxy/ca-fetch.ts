@@ -21,6 +21,20 @@ export function fetchWithCa(ca: string): typeof fetch {
         reject(new TypeError('fetchWithCa sends byte and string bodies only'));
         return;
       }
+      const signal = init?.signal ?? undefined;
+      // fetch's own shape for a fired signal: its reason, or an AbortError. The SDK's transport
+      // reads the signal itself to tell a timeout from an abort; this only has to settle at once.
+      const aborted = () =>
+        signal?.reason instanceof Error
+          ? signal.reason
+          : new DOMException('This operation was aborted', 'AbortError');
+      if (signal?.aborted === true) {
+        reject(aborted());
+        return;
+      }
+      // The same shape as fetch's own failure, so callers see one kind of network error.
+      const fail = (error: unknown) =>
+        reject(signal?.aborted === true ? aborted() : new TypeError('fetch failed', { cause: error }));
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
       const outgoing = send(
         url,
@@ -30,6 +44,10 @@ export function fetchWithCa(ca: string): typeof fetch {
           ...(url.protocol === 'https:' ? { ca } : {}),
         },
         (incoming) => {
+          // An abort while the body streams in ends the response without 'end': settle on 'close'.
+          incoming.on('close', () => {
+            if (!incoming.complete) reject(signal?.aborted === true ? aborted() : closedEarly());
+          });
           const parts: Buffer[] = [];
           let total = 0;
           incoming.on('data', (part: Buffer) => {
@@ -41,7 +59,7 @@ export function fetchWithCa(ca: string): typeof fetch {
             }
             parts.push(part);
           });
-          incoming.on('error', (error) => reject(new TypeError('fetch failed', { cause: error })));
+          incoming.on('error', fail);
           incoming.on('end', () => {
             const responseHeaders = new Headers();
             for (const [name, value] of Object.entries(incoming.headers)) {
@@ -57,9 +75,14 @@ export function fetchWithCa(ca: string): typeof fetch {
           });
         },
       );
-      // The same shape as fetch's own failure, so callers see one kind of network error.
-      outgoing.on('error', (error) => reject(new TypeError('fetch failed', { cause: error })));
-      init?.signal?.addEventListener('abort', () => outgoing.destroy(new Error('aborted')), { once: true });
+      outgoing.on('error', fail);
+      // The request and its response both die with the socket; nothing answers a dead call.
+      const onAbort = () => outgoing.destroy(aborted());
+      signal?.addEventListener('abort', onAbort, { once: true });
+      outgoing.on('close', () => signal?.removeEventListener('abort', onAbort));
       outgoing.end(body ?? undefined);
     });
 }
+
+const closedEarly = () =>
+  new TypeError('fetch failed', { cause: new Error('the connection closed before the response ended') });

@@ -1,7 +1,8 @@
 /**
  * `--ca-bundle`: TLS to the parent verified against the given CA and no other. A server whose
  * certificate chains to the bundle is reached (status, headers and body bytes intact); one with a
- * certificate from another CA is refused with fetch's own network error shape.
+ * certificate from another CA is refused with fetch's own network error shape. An aborted call
+ * settles at once with an AbortError, as fetch does, so the SDK's timeouts and aborts apply.
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +14,10 @@ const trusted = SimulatedCa.create();
 const other = SimulatedCa.create();
 let server: https.Server;
 let url = '';
+let silentUrl = '';
 const received: Buffer[] = [];
+/** A parent that accepts the request and never answers. */
+let silent: https.Server;
 
 beforeAll(async () => {
   const identity = trusted.issueServer(['localhost']);
@@ -34,11 +38,18 @@ beforeAll(async () => {
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `https://localhost:${(server.address() as AddressInfo).port}/.well-known/ohttp-gateway`;
+  silent = https.createServer({ key: identity.keyPem, cert: identity.certificatePem }, (request) => {
+    request.resume();
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  silentUrl = `https://localhost:${(silent.address() as AddressInfo).port}/.well-known/ohttp-gateway`;
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  for (const each of [server, silent]) {
+    each.closeAllConnections();
+    await new Promise((resolve) => each.close(resolve));
+  }
 });
 
 describe('fetchWithCa', () => {
@@ -59,5 +70,30 @@ describe('fetchWithCa', () => {
     const failure = await fetchWithCa(other.certificatePem)(url).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(TypeError);
     expect(String((failure as TypeError).cause)).toMatch(/certificate|self.signed|verify/i);
+  });
+
+  it('rejects with an AbortError when the signal fires while the parent never answers', async () => {
+    const controller = new AbortController();
+    const pending = fetchWithCa(trusted.certificatePem)(silentUrl, {
+      method: 'POST',
+      body: new Uint8Array([1]),
+      signal: controller.signal,
+    }).catch((error: unknown) => error);
+    // Abort once the parent holds the request, not before the connection exists.
+    await new Promise<void>((resolve) => silent.once('request', () => resolve()));
+    controller.abort();
+    const failure = (await pending) as Error;
+    expect(failure.name).toBe('AbortError');
+  });
+
+  it('rejects at once, sending nothing, when the signal has already fired', async () => {
+    const before = received.length;
+    const failure = (await fetchWithCa(trusted.certificatePem)(url, {
+      method: 'POST',
+      body: new Uint8Array([1]),
+      signal: AbortSignal.abort(),
+    }).catch((error: unknown) => error)) as Error;
+    expect(failure.name).toBe('AbortError');
+    expect(received.length).toBe(before);
   });
 });
