@@ -6,12 +6,14 @@
  * passed the policy, and the SDK re-attests as the policy requires. Every receipt is verified
  * before its response is passed on (and logged when asked); a response whose receipt does not
  * verify is withheld. The proxy's own health routes say whether the enclave is attested, and why not.
+ * Requests from web pages are refused (origin-check.ts).
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NitroInferClient } from '../client/index.ts';
 import { isNitroInferError } from '../shared/errors.ts';
+import { hostsNaming, refusal } from './origin-check.ts';
 import type { ReceiptLog } from './receipt-log.ts';
 
 /** Largest request body the proxy reads (the parent refuses more anyway). */
@@ -33,6 +35,11 @@ export interface ProxyOptions {
   readonly client: NitroInferClient;
   readonly host: string;
   readonly port: number;
+  /**
+   * `--listen-any`: any `Host` is accepted (clients on the network name the machine as they know
+   * it), but `Origin` is still checked, so cross-origin browser requests stay refused.
+   */
+  readonly anyHost?: boolean;
   readonly receipts?: ReceiptLog;
   /** One line per event (attestations, refusals); never request or response content. */
   readonly log?: (line: string) => void;
@@ -161,7 +168,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }
   };
 
+  /** The `host:port` values that name this proxy; set once it listens (no request comes before). */
+  let ownHosts: ReadonlySet<string> = new Set();
+
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const refused = refusal(request, ownHosts, options.anyHost === true);
+    if (refused !== undefined) throw new ProxyError(403, 'ERR_HTTP_FORBIDDEN', refused);
     const path = request.url ?? '/';
     const bare = path.split('?')[0];
     if (request.method === 'GET' && bare === '/v2/health/live')
@@ -215,6 +227,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  ownHosts = hostsNaming(options.host, host, address.port);
   return {
     url: `http://${host}:${address.port}`,
     status: () => status,

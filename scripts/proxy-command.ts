@@ -84,6 +84,7 @@ export async function proxyCommand(
   const proxy = await startProxy({
     client,
     ...listen,
+    anyHost: values['listen-any'] === true,
     ...(values.receipts === undefined ? {} : { receipts: new ReceiptLog(values.receipts) }),
     log: (line) => print(`proxy: ${line}`),
   });

@@ -114,6 +114,7 @@ export const ERROR_CODES = [
   // The parent's HTTP edge (DESIGN.md 4.1); statuses are decided in parent/http-errors.ts.
   'ERR_HTTP_BAD_REQUEST',
   'ERR_HTTP_UNAUTHORIZED',
+  'ERR_HTTP_FORBIDDEN',
   'ERR_HTTP_NOT_FOUND',
   'ERR_HTTP_BODY_TOO_LARGE',
   'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',

@@ -1,8 +1,10 @@
 /**
  * The proxy's own decisions, with a stand-in SDK client: nothing is forwarded before an attestation
  * passes (and the ready route says why it did not); an answer whose receipt does not verify is
- * withheld; only /v2 is served; the verb refuses a non-loopback address unless told.
+ * withheld; only /v2 is served; the verb refuses a non-loopback address unless told; a request
+ * whose Host does not name the proxy (DNS rebinding) or whose Origin is a web page is refused.
  */
+import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Attestation, ForwardRequest, NitroInferClient } from '../../../client/index.ts';
 import { startProxy } from '../../../proxy/proxy-server.ts';
@@ -43,6 +45,29 @@ afterEach(async () => {
 
 const post = (url: string, body: unknown) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+/** A request with headers fetch will not let us set (Host); answers status and parsed body. */
+function raw(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  method = 'POST',
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(new URL(path, url), { method, headers }, (incoming) => {
+      const parts: Buffer[] = [];
+      incoming.on('data', (part: Buffer) => parts.push(part));
+      incoming.on('end', () =>
+        resolve({
+          status: incoming.statusCode ?? 0,
+          body: JSON.parse(Buffer.concat(parts).toString() || '{}') as Record<string, unknown>,
+        }),
+      );
+    });
+    outgoing.on('error', reject);
+    outgoing.end(method === 'POST' ? '{}' : undefined);
+  });
+}
 
 describe('the local proxy', () => {
   it('forwards nothing while the attestation fails, and says why on /v2/health/ready', async () => {
@@ -150,6 +175,56 @@ describe('the local proxy', () => {
     expect(await reply.json()).toMatchObject({ code: 'ERR_HTTP_NOT_FOUND', error: expect.any(String) });
     expect((await fetch(`${proxy.url}/v2/models/m`, { method: 'DELETE' })).status).toBe(405);
     expect(forwarded).toHaveLength(0);
+  });
+});
+
+describe('the local proxy against web pages', () => {
+  const json = { 'content-type': 'application/json' };
+  const port = () => new URL(proxy!.url).port;
+
+  it('refuses a Host that does not name it (DNS rebinding), forwarding nothing', async () => {
+    const { client, forwarded } = fakeClient({ attest: async () => ATTESTATION });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    for (const host of ['evil.example', `evil.example:${port()}`, '127.0.0.1:1']) {
+      const reply = await raw(proxy.url, '/v2/models/m/infer', { ...json, host });
+      expect(reply.status).toBe(403);
+      expect(reply.body).toMatchObject({ code: 'ERR_HTTP_FORBIDDEN', error: expect.any(String) });
+    }
+    // The health routes too: a page must not learn whether an enclave is behind the port.
+    expect((await raw(proxy.url, '/v2/health/ready', { host: 'evil.example' }, 'GET')).status).toBe(403);
+    expect(forwarded).toHaveLength(0);
+  });
+
+  it('refuses a request from a web page (Origin), even one rebound to a good Host', async () => {
+    const { client, forwarded } = fakeClient({ attest: async () => ATTESTATION });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    for (const origin of ['https://evil.example', 'null', `http://evil.example:${port()}`]) {
+      const reply = await raw(proxy.url, '/v2/models/m/infer', { ...json, origin });
+      expect(reply.status).toBe(403);
+      expect(reply.body).toMatchObject({ code: 'ERR_HTTP_FORBIDDEN' });
+    }
+    expect(forwarded).toHaveLength(0);
+  });
+
+  it('serves a curl-like client by its listen address or localhost, and its own origin', async () => {
+    const { client, forwarded } = fakeClient({ attest: async () => ATTESTATION });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0 });
+    expect((await post(`${proxy.url}/v2/models/m/infer`, {})).status).toBe(200);
+    for (const host of [`localhost:${port()}`, `LOCALHOST:${port()}`, `[::1]:${port()}`])
+      expect((await raw(proxy.url, '/v2/models/m/infer', { ...json, host })).status).toBe(200);
+    const origin = `http://127.0.0.1:${port()}`;
+    expect((await raw(proxy.url, '/v2/models/m/infer', { ...json, origin })).status).toBe(200);
+    expect(forwarded).toHaveLength(5);
+  });
+
+  it('with --listen-any accepts any Host, but still refuses a web page', async () => {
+    const { client, forwarded } = fakeClient({ attest: async () => ATTESTATION });
+    proxy = await startProxy({ client, host: '127.0.0.1', port: 0, anyHost: true });
+    const host = 'inference-box.lan:8000';
+    expect((await raw(proxy.url, '/v2/models/m/infer', { ...json, host })).status).toBe(200);
+    const origin = 'https://evil.example';
+    expect((await raw(proxy.url, '/v2/models/m/infer', { ...json, host, origin })).status).toBe(403);
+    expect(forwarded).toHaveLength(1);
   });
 });
 
