@@ -5,7 +5,15 @@
  * proves itself: each document is checked again against a PCR policy and its binding, and each
  * receipt's signature against the receipt key of the attestation before it. Editing a receipt
  * line (model, digest, hashes, time) breaks its signature; swapping in another receipt key breaks
- * the document's binding; a document from another image fails the PCR policy.
+ * the document's binding; a document from another image fails the PCR policy. The line's `path`
+ * is not signed, so it must name the receipt's model (and, if versioned, its digest); a receipt
+ * logged twice is refused; a log without a receipt proves nothing and is not verified.
+ *
+ * The log is evidence of what the enclave answered, not a complete record: each receipt is signed
+ * on its own, so deleting receipt lines, truncating the log or reordering receipts under the same
+ * attestation is not detectable. A hash chain written by the proxy would not change that, as whoever
+ * can edit the file can recompute an unsigned chain; completeness needs the enclave to sign a
+ * sequence into each receipt (a protocol change).
  */
 import { appendFile } from 'node:fs/promises';
 import { verifyAttestation } from '../shared/attestation/index.ts';
@@ -15,6 +23,7 @@ import { decodeUserData, modelListDigest } from '../shared/binding.ts';
 import type { ModelIdentity } from '../shared/binding.ts';
 import { isNitroInferError } from '../shared/errors.ts';
 import { verifyReceipt } from '../shared/receipts.ts';
+import type { Receipt } from '../shared/receipts.ts';
 import type { Attestation } from '../client/index.ts';
 
 /** Most lines `verifyReceiptLog` reads (a log is rotated long before). */
@@ -23,6 +32,8 @@ export const MAX_LOG_LINES = 1_000_000;
 export const MAX_LINE_CHARS = 64 * 1024;
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+/** An inference path, as the proxy forwards it: the model's name and, when pinned, its digest. */
+const INFER_PATH = /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?|$)/;
 
 /** Appends lines to a file, one write at a time and in order. */
 export class ReceiptLog {
@@ -88,6 +99,8 @@ export function verifyReceiptLog(text: string, policy: LogPolicy): LogVerdict {
   let attested: Attested | undefined;
   let attestations = 0;
   let receipts = 0;
+  /** Every receipt seen, by its signed content (a re-encoding of the same receipt is the same). */
+  const seen = new Set<string>();
   const lines = text.split('\n');
   if (lines.length > MAX_LOG_LINES + 1) {
     return {
@@ -117,6 +130,10 @@ export function verifyReceiptLog(text: string, policy: LogPolicy): LogVerdict {
         if (identity?.sha384.toLowerCase() !== receipt.sha384.toLowerCase())
           throw new Error(`receipt for ${receipt.model} names a digest the attestation does not list`);
         if (entry.time !== receipt.time) throw new Error('the line time is not the signed time');
+        checkPath(entry.path, receipt);
+        const key = receiptKeyOf(receipt);
+        if (seen.has(key)) throw new Error('the same receipt as an earlier line');
+        seen.add(key);
         receipts++;
       } else {
         throw new Error('unknown line type');
@@ -132,7 +149,41 @@ export function verifyReceiptLog(text: string, policy: LogPolicy): LogVerdict {
       failures.push({ line: number, reason: reason.slice(0, 300) });
     }
   });
-  return { ok: failures.length === 0 && receipts + attestations > 0, attestations, receipts, failures };
+  // Attestations alone say which enclave was reached, not that it answered anything. (Said only
+  // when no line failed: otherwise the failures already say why.)
+  if (receipts === 0 && failures.length === 0)
+    failures.push({ line: 0, reason: 'no receipts: the log proves no answer' });
+  return { ok: failures.length === 0, attestations, receipts, failures };
+}
+
+/** The unsigned `path` must name the model the receipt signs (and its digest when versioned). */
+function checkPath(path: unknown, receipt: Receipt): void {
+  if (typeof path !== 'string') throw new Error('no path');
+  const match = INFER_PATH.exec(path);
+  let name: string | undefined;
+  try {
+    name = match?.[1] === undefined ? undefined : decodeURIComponent(match[1]);
+  } catch {
+    name = undefined;
+  }
+  const version = match?.[2];
+  if (
+    name !== receipt.model ||
+    (version !== undefined && version.toLowerCase() !== receipt.sha384.toLowerCase())
+  )
+    throw new Error(`the path does not name the receipt's model ${receipt.model}`);
+}
+
+function receiptKeyOf(receipt: Receipt): string {
+  const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+  return JSON.stringify([
+    receipt.model,
+    receipt.sha384.toLowerCase(),
+    hex(receipt.requestSha256),
+    hex(receipt.responseSha256),
+    receipt.time,
+    hex(receipt.keyConfigSha256),
+  ]);
 }
 
 function checkAttestation(entry: Record<string, unknown>, policy: LogPolicy): Attested {

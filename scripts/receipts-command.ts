@@ -16,7 +16,9 @@ export const RECEIPTS_HELP = `Usage: nitro-infer receipts verify <file> (--pcrs 
 Checks a receipt log (JSON lines from \`nitro-infer proxy --receipts\`) offline: each attestation
 document against the roots and PCRs, as of its own signing time, and the key config, receipt key
 and models it binds; each receipt's signature against the receipt key of the attestation before
-it, and its model digest against that attestation's model list.
+it, and its model digest against that attestation's model list; each line's path must name its
+receipt's model, a receipt may appear once, and a log without a receipt is not verified. The log
+shows what was answered; it cannot show that no receipt line was deleted.
 
 Options:
   --pcrs <file>             expected PCRs: a nitro-cli pcrs.json / build-enclave output
