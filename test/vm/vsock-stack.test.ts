@@ -340,8 +340,10 @@ describe.skipIf(missing !== undefined && !CI)(
         expect(ready.reconnects).toBeGreaterThanOrEqual(1);
         await guestNow.waitFor(/^NITRO_VM parent .*"event":"model\.reloaded"/, STEP_TIMEOUT_MS, from);
 
-        // The new enclave has new keys: the SDK notices the gateway no longer knows its key,
-        // re-attests (a new module id) and gets the same outputs.
+        // The new enclave has new keys: the SDK notices the gateway no longer knows its key and
+        // re-attests (a new module id); it does not resend an inference (it may have run), so the
+        // retry gets the same outputs.
+        expect(await codeOfAsync(() => client.infer(MODEL_NAME, REQUEST))).toBe('ERR_CLIENT_KEY_CHANGED');
         const result = await client.infer(MODEL_NAME, REQUEST);
         expect(result.response.outputs[0]!.data).toEqual(await direct());
         expect(client.attestation?.moduleId).not.toBe(firstModule);
