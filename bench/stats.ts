@@ -116,7 +116,12 @@ export async function openLoop(
   const begin = clock.now();
   for (let index = 0; index < total; index++) {
     const due = begin + index * intervalMs;
-    await clock.sleep(due - clock.now());
+    // Timers may fire early against this clock (libuv's loop time is cached and whole
+    // milliseconds), and a call sent before its due time would count a latency below its real
+    // one (even below zero for a fast call): sleep again until the due time has passed. Always
+    // sleep once, even when late, so finished calls are timestamped before the next is sent.
+    do await clock.sleep(due - clock.now());
+    while (clock.now() < due);
     lags.push(clock.now() - due);
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);

@@ -52,6 +52,29 @@ describe('openLoop', () => {
     expect(result.startLagP99Ms).toBe(0);
   });
 
+  it('never starts a call before its due time, even when a sleep wakes early', async () => {
+    // Timers fire early against hrtime (libuv caches whole milliseconds): a sleep that wakes
+    // 0.7 ms short would send the call early and count a latency below its real one.
+    const clock = fakeClock();
+    clock.sleep = async (ms: number) => {
+      clock.time += ms >= 1 ? ms - 0.7 : Math.max(0, ms);
+      await Promise.resolve();
+    };
+    const started: number[] = [];
+    const result = await openLoop(
+      4,
+      100,
+      async () => {
+        started.push(clock.time);
+        clock.time += 0.5;
+      },
+      clock,
+    );
+    // Due at 0, 10, 20, 30 ms: none may start before it.
+    started.forEach((time, index) => expect(time).toBeGreaterThanOrEqual(index * 10));
+    expect(result.latency.p50Ms).toBeGreaterThanOrEqual(0.5);
+  });
+
   it('passes a failed call on after the others finish', async () => {
     const clock = fakeClock();
     await expect(openLoop(3, 100, async () => Promise.reject(new Error('refused')), clock)).rejects.toThrow(
