@@ -290,7 +290,7 @@ for (const placement of placements)
     `pin ${String(placement.pin)}: enclave + direct on ${String(placement.enclaveCores)} (enclave threads ${String(placement.enclaveThreads)}), parent + client on ${String(placement.hostCores)}`,
   );
 console.log(
-  'pin  model      load          direct p50/p99 ms  full p50/p99 ms    added p50 ms  p50 ×   direct/s  full/s  thr ×',
+  'pin  model      load          direct p50/p99 ms  full p50/p99 ms    added p50 ms  p50 ×   direct/s  full/s  thr ×  client cpu ms/req',
 );
 for (const row of rows as {
   pin: string;
@@ -303,7 +303,7 @@ for (const row of rows as {
   throughputRatio: number;
 }[]) {
   console.log(
-    `${row.pin.padEnd(4)} ${row.model.padEnd(10)} ${row.load.padEnd(13)} ${`${row.direct.latency.p50Ms}/${row.direct.latency.p99Ms}`.padEnd(18)} ${`${row.full.latency.p50Ms}/${row.full.latency.p99Ms}`.padEnd(18)} ${String(row.addedP50Ms).padStart(12)}  ${String(row.p50Ratio).padStart(5)}  ${String(row.direct.perSecond).padStart(8)}  ${String(row.full.perSecond).padStart(6)}  ${String(row.throughputRatio).padStart(5)}`,
+    `${row.pin.padEnd(4)} ${row.model.padEnd(10)} ${row.load.padEnd(13)} ${`${row.direct.latency.p50Ms}/${row.direct.latency.p99Ms}`.padEnd(18)} ${`${row.full.latency.p50Ms}/${row.full.latency.p99Ms}`.padEnd(18)} ${String(row.addedP50Ms).padStart(12)}  ${String(row.p50Ratio).padStart(5)}  ${String(row.direct.perSecond).padStart(8)}  ${String(row.full.perSecond).padStart(6)}  ${String(row.throughputRatio).padStart(5)}  ${String(row.full.cpuMsPerRequest ?? '-').padStart(17)}`,
   );
 }
 console.log(

@@ -78,6 +78,11 @@ export interface LoadResult {
   readonly maxInFlight?: number;
   /** p99 of how late calls started against their schedule (the generator's own lag, already in latency). */
   readonly startLagP99Ms?: number;
+  /**
+   * This process's CPU time (user + system, every thread) per call over the run, in ms (driveAll):
+   * on a shared machine a steadier measure of what the caller costs than its latency.
+   */
+  readonly cpuMsPerRequest?: number;
 }
 
 /** A clock in milliseconds and a way to wait; injectable so the scheduler can be tested without time. */
@@ -180,7 +185,13 @@ export async function driveAll(
             kind: 'open',
             ratePerSecond: Math.max(0.1, Math.round(Number(relative[1]) * saturated! * 10) / 10),
           };
-    const result = await drive(spec, total, task);
+    const before = process.cpuUsage();
+    const measured = await drive(spec, total, task);
+    const cpu = process.cpuUsage(before);
+    const result = {
+      ...measured,
+      cpuMsPerRequest: Math.round(((cpu.user + cpu.system) / 1000 / total) * 1000) / 1000,
+    };
     if (spec.kind === 'closed') saturated = result.perSecond;
     results.push({ load: formatLoadSpec(spec), result });
   }

@@ -98,6 +98,20 @@ describe('load specs', () => {
     expect(results[1]!.load).toMatch(/^open:\d+(\.\d)?$/);
     await expect(driveAll('open:0.5x', 1, async () => {})).rejects.toThrow('closed loop before');
   });
+
+  it('reports the CPU each call cost the process', async () => {
+    // Each call spins until the process has used a little CPU, so the figure cannot be zero.
+    const spin = async () => {
+      const start = process.cpuUsage();
+      for (;;) {
+        const used = process.cpuUsage(start);
+        if (used.user + used.system >= 2000) return;
+      }
+    };
+    const [result] = await driveAll('closed:1', 3, spin);
+    expect(result!.result.cpuMsPerRequest).toBeGreaterThanOrEqual(2);
+    expect(Number.isFinite(result!.result.cpuMsPerRequest)).toBe(true);
+  });
 });
 
 describe('helpers', () => {
