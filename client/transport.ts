@@ -52,7 +52,7 @@ export function checkCallOptions(options: CallOptions | undefined, where: string
 }
 
 /**
- * One call's deadline and cancellation: a signal for fetch, and the typed error that says which of
+ * One call's deadline and cancellation: a signal for the transport, and the typed error that says which of
  * them ended the call.
  */
 export class CallContext {
@@ -105,9 +105,9 @@ export class CallContext {
   }
 
   /**
-   * What a failure while fetching or reading a body means: our own errors stay, a fired signal is
-   * a timeout or an abort, and anything else fetch rejects with is the network's: the endpoint could
-   * not be reached (refused, reset, DNS, TLS).
+   * What a failure while sending or reading a body means: our own errors stay, a fired signal is
+   * a timeout or an abort, and anything else the transport rejects with is the network's: the
+   * endpoint could not be reached (refused, reset, DNS, TLS).
    */
   failure(error: unknown, url: string): NitroInferError {
     if (isNitroInferError(error)) return error;
@@ -117,27 +117,56 @@ export class CallContext {
   }
 }
 
-/** `fetch` under a call's deadline; network failures are `ERR_CLIENT_UNREACHABLE`. */
-export async function send(
-  fetchImpl: typeof fetch,
-  url: string,
-  init: RequestInit,
-  context: CallContext,
-): Promise<{ reply: Response; bytes: Uint8Array }> {
-  context.check();
-  try {
-    const reply = await fetchImpl(url, {
-      ...init,
-      ...(context.signal === undefined ? {} : { signal: context.signal }),
-    });
-    return { reply, bytes: await readBody(reply) };
-  } catch (error) {
-    throw context.failure(error, url);
-  }
+/** What the SDK reads of an HTTP answer: the status, header values, and the bounded body. */
+export interface Reply {
+  readonly status: number;
+  /** A header's value (lower-case name), repeated fields joined with ", " as fetch does; null when absent. */
+  header(name: string): string | null;
+  readonly bytes: Uint8Array;
+}
+
+/** One HTTP request as the SDK sends it. */
+export interface Outgoing {
+  readonly method: 'GET' | 'POST';
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: Uint8Array;
+}
+
+/**
+ * How the SDK speaks HTTP under a call's deadline: the exchange ends with the call's signal,
+ * network failures are `ERR_CLIENT_UNREACHABLE`, and no body over MAX_RESPONSE_BYTES is buffered.
+ */
+export interface Transport {
+  send(url: string, request: Outgoing, context: CallContext): Promise<Reply>;
+  /** Lets go of kept-alive connections. */
+  close(): void;
+}
+
+/** The transport over a `fetch` (a caller's own, e.g. the proxy's `--ca-bundle` one). */
+export function fetchTransport(fetchImpl: typeof fetch): Transport {
+  return {
+    async send(url, request, context) {
+      context.check();
+      try {
+        const reply = await fetchImpl(url, {
+          method: request.method,
+          ...(request.headers === undefined ? {} : { headers: request.headers }),
+          ...(request.body === undefined ? {} : { body: request.body }),
+          ...(context.signal === undefined ? {} : { signal: context.signal }),
+        });
+        const bytes = await readBody(reply);
+        return { status: reply.status, header: (name) => reply.headers.get(name), bytes };
+      } catch (error) {
+        throw context.failure(error, url);
+      }
+    },
+    close() {},
+  };
 }
 
 function unreachable(error: unknown, url: string): ClientError {
-  // undici: TypeError('fetch failed', { cause }) with the system or TLS code on the cause.
+  // undici: TypeError('fetch failed', { cause }) with the system or TLS code on the cause;
+  // node:http: the system or TLS error itself.
   const cause = (error as { cause?: unknown }).cause ?? error;
   const code = (cause as { code?: unknown }).code;
   let origin = url;
@@ -173,9 +202,10 @@ export async function readBody(reply: Response): Promise<Uint8Array> {
  * `application/problem+json` and whose `type` is the registered URI. Nothing else (a bare 400, our
  * `{error}` body with any code) counts: re-attesting is the SDK's answer to this one signal only.
  */
-export function isOhttpKeyProblem(reply: Response, bytes: Uint8Array): boolean {
+export function isOhttpKeyProblem(reply: Reply): boolean {
+  const { bytes } = reply;
   if (reply.status < 400 || reply.status > 499 || bytes.byteLength > MAX_PROBLEM_BYTES) return false;
-  const mediaType = reply.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
+  const mediaType = reply.header('content-type')?.split(';')[0]?.trim().toLowerCase();
   if (mediaType !== PROBLEM_JSON_TYPE) return false;
   try {
     const problem = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
