@@ -110,6 +110,8 @@ export async function simStack(
       },
     });
     const result = await client.infer(example.name, example.request);
+    // The self-check's connection is not needed while the stack serves.
+    client.close();
     const session = await ort.InferenceSession.create(example.bytes);
     const input = example.request.inputs[0]!;
     const direct = await session.run({
