@@ -4,7 +4,8 @@
  * slower one alone (bench/unseal.bench.ts measures both ways).
  *
  * Each decrypted chunk is moved to the worker (transferred when it owns its memory, else copied
- * once into a buffer that is), hashed there and zeroed there. At most {@link MAX_QUEUED_BYTES} wait
+ * once into a buffer that is), hashed there and zeroed there — also when the unseal fails: chunks
+ * still queued are then zeroed unhashed before the worker is stopped (its heap is not wiped). At most {@link MAX_QUEUED_BYTES} wait
  * in the worker's queue: beyond that `update` resolves only once the worker has caught up, so the
  * decrypt stream slows down instead of a second copy of the model piling up in memory.
  *
@@ -17,22 +18,39 @@ import { ModelError } from '../../shared/errors.ts';
 /** Plaintext bytes queued for the worker before the decrypt side waits. */
 export const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
+/** How long {@link DigestWorker.close} waits for the worker to zero what it still queues. */
+export const CLOSE_TIMEOUT_MS = 5000;
+
 /** The worker reports progress every this many bytes. */
 const ACK_BYTES = 1024 * 1024;
 
 const SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const hash = createHash('sha384');
+// Set by the sender when it gives up: chunks still queued are then zeroed without being hashed.
+const abandoned = new Int32Array(workerData);
+let failed = false;
 let unacknowledged = 0;
 parentPort.on('message', (message) => {
   if (message === 'digest') {
     parentPort.postMessage({ hashed: unacknowledged, digest: hash.digest() });
     return;
   }
-  const bytes = new Uint8Array(message);
-  hash.update(bytes);
-  bytes.fill(0);
+  if (message === 'close') {
+    // Every chunk sent before 'close' has been zeroed by now (messages arrive in order).
+    parentPort.postMessage({ closed: true });
+    return;
+  }
+  const bytes = message instanceof Uint8Array ? message : new Uint8Array(message);
+  try {
+    if (!failed && Atomics.load(abandoned, 0) === 0) hash.update(bytes);
+  } catch {
+    failed = true;
+    parentPort.postMessage({ failed: true });
+  } finally {
+    bytes.fill(0);
+  }
   // Acknowledged per MiB, not per chunk: the sender only needs to know the queue stays short.
   unacknowledged += bytes.byteLength;
   if (unacknowledged >= ${ACK_BYTES}) {
@@ -45,38 +63,118 @@ parentPort.on('message', (message) => {
 /** A running SHA-384 in a worker thread; one per unseal. */
 export class DigestWorker {
   readonly #worker: Worker;
+  /** `[0]` becomes 1 when the sender gives up (the worker zeroes what is queued, unhashed). */
+  readonly #abandoned = new Int32Array(new SharedArrayBuffer(4));
   #queued = 0;
+  /** Everything sent has been hashed and zeroed (after the digest), or the worker is gone. */
+  #drained = false;
   #waiter: (() => void) | undefined;
   #digest: ((digest: Buffer) => void) | undefined;
+  #closed: (() => void) | undefined;
   #failure: Error | undefined;
   #onFailure: ((error: Error) => void) | undefined;
 
   constructor() {
-    this.#worker = new Worker(SOURCE, { eval: true, stdout: true, stderr: true });
-    this.#worker.unref();
-    this.#worker.on('message', (message: { hashed?: number; digest?: Uint8Array }) => {
-      this.#queued -= message.hashed ?? 0;
-      if (message.digest !== undefined) {
-        this.#digest?.(Buffer.from(message.digest));
-        return;
-      }
-      if (this.#queued <= MAX_QUEUED_BYTES / 2) this.#release();
+    this.#worker = new Worker(SOURCE, {
+      eval: true,
+      stdout: true,
+      stderr: true,
+      workerData: this.#abandoned.buffer,
     });
+    this.#worker.unref();
     const fail = () => {
       this.#failure ??= new ModelError('ERR_MODEL_LOAD_FAILED', 'the digest worker stopped');
       this.#onFailure?.(this.#failure);
       this.#release();
     };
+    this.#worker.on(
+      'message',
+      (message: { hashed?: number; digest?: Uint8Array; closed?: true; failed?: true }) => {
+        if (message.closed === true) {
+          this.#closed?.();
+          return;
+        }
+        if (message.failed === true) {
+          fail();
+          return;
+        }
+        this.#queued -= message.hashed ?? 0;
+        if (message.digest !== undefined) {
+          this.#drained = true;
+          this.#digest?.(Buffer.from(message.digest));
+          return;
+        }
+        if (this.#queued <= MAX_QUEUED_BYTES / 2) this.#release();
+      },
+    );
     this.#worker.once('error', fail);
-    this.#worker.once('exit', fail);
+    this.#worker.once('exit', () => {
+      // Its heap, and what it still queued, is gone: there is nothing left to zero or wait for.
+      this.#drained = true;
+      this.#closed?.();
+      fail();
+    });
   }
 
   /**
-   * Hands one chunk to the worker; `chunk` is detached or zeroed when this returns. Resolves at
-   * once unless the worker is more than {@link MAX_QUEUED_BYTES} behind.
+   * Hands one chunk to the worker; `chunk` is detached or zeroed when this returns (a chunk in
+   * shared memory is zeroed by the worker once hashed, or on {@link close}). Resolves at once
+   * unless the worker is more than {@link MAX_QUEUED_BYTES} behind.
    */
   async update(chunk: Uint8Array): Promise<void> {
+    if (this.#failure !== undefined) {
+      chunk.fill(0);
+      throw this.#failure;
+    }
+    if (chunk.buffer instanceof SharedArrayBuffer) {
+      // Shared memory is not moved: the worker hashes and zeroes it in place.
+      this.#worker.postMessage(chunk);
+      this.#queued += chunk.byteLength;
+    } else {
+      this.#queued += this.#move(chunk);
+    }
+    if (this.#queued > MAX_QUEUED_BYTES) {
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+      if (this.#failure !== undefined) throw this.#failure;
+    }
+  }
+
+  /** The digest of everything given to {@link update}; the worker exits afterwards. */
+  async digest(): Promise<Buffer> {
     if (this.#failure !== undefined) throw this.#failure;
+    const digest = await new Promise<Buffer>((resolve, reject) => {
+      this.#digest = resolve;
+      this.#onFailure = reject;
+      this.#worker.postMessage('digest');
+    });
+    await this.close();
+    return digest;
+  }
+
+  /**
+   * Stops the worker. Chunks it still queues are zeroed first, unhashed: terminating at once would
+   * free them with its heap as they are. Waits at most {@link CLOSE_TIMEOUT_MS} for that.
+   */
+  async close(): Promise<void> {
+    this.#failure ??= new ModelError('ERR_MODEL_LOAD_FAILED', 'the digest worker was closed');
+    this.#onFailure = undefined;
+    this.#release();
+    if (!this.#drained) {
+      Atomics.store(this.#abandoned, 0, 1);
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#closed = resolve;
+        timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+        this.#worker.postMessage('close');
+      });
+      clearTimeout(timer);
+      this.#drained = true;
+    }
+    await this.#worker.terminate();
+  }
+
+  /** Posts `chunk`'s bytes to the worker, moving its memory when it may; returns the bytes sent. */
+  #move(chunk: Uint8Array): number {
     const owned = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
     let moved: ArrayBuffer;
     if (owned && chunk.buffer instanceof ArrayBuffer) {
@@ -97,30 +195,7 @@ export class DigestWorker {
       moved = copy;
       this.#worker.postMessage(moved, [moved]);
     }
-    this.#queued += moved.byteLength;
-    if (this.#queued > MAX_QUEUED_BYTES) {
-      await new Promise<void>((resolve) => (this.#waiter = resolve));
-      if (this.#failure !== undefined) throw this.#failure;
-    }
-  }
-
-  /** The digest of everything given to {@link update}; the worker exits afterwards. */
-  async digest(): Promise<Buffer> {
-    if (this.#failure !== undefined) throw this.#failure;
-    const digest = await new Promise<Buffer>((resolve, reject) => {
-      this.#digest = resolve;
-      this.#onFailure = reject;
-      this.#worker.postMessage('digest');
-    });
-    await this.close();
-    return digest;
-  }
-
-  /** Stops the worker (what it still queues is freed with its heap). */
-  async close(): Promise<void> {
-    this.#failure ??= new ModelError('ERR_MODEL_LOAD_FAILED', 'the digest worker was closed');
-    this.#onFailure = undefined;
-    await this.#worker.terminate();
+    return moved.byteLength;
   }
 
   #release(): void {

@@ -137,3 +137,29 @@ describe('unseal', () => {
     expect(owned.every((chunk) => chunk.byteLength === 0)).toBe(true); // detached
   });
 });
+
+describe('digest worker', () => {
+  it('zeroes the chunks it still queues when it is closed before hashing them', async () => {
+    const worker = new DigestWorker();
+    // Shared memory stays visible here after it is handed over, so what the worker does to it shows.
+    const chunks: Uint8Array[] = [];
+    for (let index = 0; index < MAX_QUEUED_BYTES / (1024 * 1024); index++) {
+      const chunk = new Uint8Array(new SharedArrayBuffer(1024 * 1024));
+      chunk.fill(0xa5);
+      chunks.push(chunk);
+    }
+    // Within the queue's bound: none of these waits, so all are still queued (the worker is only starting).
+    for (const chunk of chunks) await worker.update(chunk);
+    await worker.close();
+    expect(chunks.every((chunk) => chunk.every((byte) => byte === 0))).toBe(true);
+  });
+
+  it('zeroes a chunk it refuses after being closed', async () => {
+    const worker = new DigestWorker();
+    await worker.close();
+    const whole = randomBytes(64 * 1024);
+    const chunk = new Uint8Array(whole.buffer, whole.byteOffset, 32 * 1024); // a view: not transferable
+    expect(await codeOfAsync(() => worker.update(chunk))).toBe('ERR_MODEL_LOAD_FAILED');
+    expect(chunk.every((byte) => byte === 0)).toBe(true);
+  });
+});
