@@ -146,6 +146,16 @@ export class ModelManager {
       },
     );
     input.on('error', () => {}); // reported through `failure`
+    // One wait for 'drain' shared by every write that finds the stream full (the link runs several
+    // chunk handlers at once): a listener each would pile up on the stream.
+    let drain: Promise<void> | undefined;
+    const drained = () =>
+      (drain ??= once(input, 'drain').then(
+        () => {
+          drain = undefined;
+        },
+        () => undefined,
+      ));
     return {
       write: async (chunk) => {
         if (failure !== undefined) throw failure;
@@ -155,7 +165,7 @@ export class ModelManager {
           await settled;
           throw failure;
         }
-        if (!input.write(chunk)) await Promise.race([once(input, 'drain').catch(() => undefined), settled]);
+        if (!input.write(chunk)) await Promise.race([drained(), settled]);
         if (failure !== undefined) throw failure;
       },
       end: async () => {

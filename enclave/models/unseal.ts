@@ -27,8 +27,8 @@ export const DIGEST_WORKER_MIN_BYTES = 16 * 1024 * 1024;
 
 /** Options of {@link unsealModel}. */
 export interface UnsealOptions {
-  /** The artifact's bytes as they arrive. */
-  readonly ciphertext: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /** The artifact's bytes as they arrive (a byte stream, or chunks). */
+  readonly ciphertext: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
   /** The artifact's declared size; the plaintext is never larger. */
   readonly ciphertextBytes: number;
   /** The attested KMS `Decrypt`. */
@@ -134,7 +134,11 @@ export async function unsealModel(options: UnsealOptions): Promise<UnsealedModel
   });
 
   try {
-    await pipeline(Readable.from(options.ciphertext), decryptStream, sink);
+    // A stream is piped as it is: Readable.from() would read it through an async iterator, and a
+    // paused stream's read() joins everything it buffers into one new buffer (a copy per turn).
+    const source =
+      options.ciphertext instanceof Readable ? options.ciphertext : Readable.from(options.ciphertext);
+    await pipeline(source, decryptStream, sink);
   } catch (error) {
     wipe();
     await digestWorker?.close();
