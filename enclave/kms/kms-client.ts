@@ -59,9 +59,15 @@ export function createKmsClient(options: KmsClientOptions): KMS {
   const agent = new TransportAgent(options.openTransport, {
     keepAlive: true,
     maxSockets: 4,
+    // Built once: given as `ca`, every connection would parse the whole root store again (~30 ms
+    // per KMS call here, on the path of every model load).
     ...(options.extraCaCertificates === undefined
       ? {}
-      : { ca: [...tls.rootCertificates, ...options.extraCaCertificates] }),
+      : {
+          secureContext: tls.createSecureContext({
+            ca: [...tls.rootCertificates, ...options.extraCaCertificates],
+          }),
+        }),
   });
   return new KMS({
     region: options.region,

@@ -142,6 +142,31 @@ describe('attested KMS Decrypt through the parent forwarder', () => {
     );
   });
 
+  it('refuses a KMS endpoint whose TLS certificate no trusted CA signed', async () => {
+    const key = await operator.createKey({});
+    const dataKey = await operator.generateDataKey({ KeyId: key.KeyMetadata!.Arn!, KeySpec: 'AES_256' });
+    const credentials = new CredentialStore();
+    credentials.set({
+      accessKeyId: simulator.info.accessKeyId,
+      secretAccessKey: simulator.info.secretAccessKey,
+    });
+    const client = createKmsClient({
+      region: simulator.info.region,
+      openTransport: () => net.connect(localKms.socketPath),
+      credentials,
+      extraCaCertificates: [], // the public roots only: the simulator's CA is not among them
+    });
+    const kms = new AttestedKms({
+      client,
+      nsm: enclave.nsm,
+      keys: generateEnclaveKeys(),
+      userData: () => new Uint8Array([0xa0]),
+    });
+    expect(await codeOfAsync(() => kms.decrypt({ CiphertextBlob: dataKey.CiphertextBlob! }))).toBe(
+      'ERR_KMS_UNAVAILABLE',
+    );
+  });
+
   it('refuses requests signed with the wrong secret', async () => {
     const key = await operator.createKey({});
     const dataKey = await operator.generateDataKey({ KeyId: key.KeyMetadata!.Arn!, KeySpec: 'AES_256' });
