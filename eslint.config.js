@@ -37,6 +37,7 @@ const PARENT_SHARED_MODULES = [
   'errors.ts',
   'cbor.ts',
   'cbor-scan.ts',
+  'cbor-direct.ts',
   'frames.ts',
   'frame-buffer.ts',
   'frame-layout.ts',

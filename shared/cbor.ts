@@ -24,6 +24,7 @@
 import { Tag, decode, encode } from 'cbor2';
 import type { DecodeOptions } from 'cbor2';
 import { Encoder } from 'cbor-x';
+import { DIRECT_UNSUPPORTED, decodeCborDirect } from './cbor-direct.ts';
 import { scanCbor } from './cbor-scan.ts';
 import { CborError } from './errors.ts';
 
@@ -43,6 +44,11 @@ export interface DecodeCborOptions {
    * the estimate); checked before anything is decoded.
    */
   readonly maxDecodedBytes: number;
+  /**
+   * Decode the plain forms directly (`cbor-direct.ts`), falling back to `cbor2` for any other:
+   * the same values and refusals, several times cheaper for small maps (link frame headers).
+   */
+  readonly direct?: boolean;
 }
 
 /**
@@ -80,9 +86,14 @@ export function decodeCborMeasured(
     maxItems: options.maxItems,
     maxDecodedBytes: options.maxDecodedBytes,
   });
+  // Decode from a plain Uint8Array view so byte strings come back as Uint8Array, never Buffer.
+  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (options.direct === true) {
+    const value = decodeCborDirect(plain);
+    if (value !== DIRECT_UNSUPPORTED) return { value, decodedBytes };
+  }
   try {
-    // Decode from a plain Uint8Array view so byte strings come back as Uint8Array, never Buffer.
-    const value = decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+    const value = decode(plain, {
       preferMap: true,
       // Duplicates are found by value in createMap; cbor2's byte comparison would also cost a
       // view per key.

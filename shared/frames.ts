@@ -244,6 +244,7 @@ function parseHeader(bytes: Uint8Array, payloadBytes: number, limits: FrameHeade
       maxDepth: 8,
       maxItems: limits.maxHeaderItems,
       maxDecodedBytes: limits.maxHeaderDecodedBytes,
+      direct: true,
     }));
   } catch (error) {
     throw new LinkError(

@@ -26,6 +26,7 @@ const PARENT_MAY: readonly ModuleId[] = [
   'shared/attestation/root.ts',
   'shared/attestation/verify.ts',
   'shared/binding.ts',
+  'shared/cbor-direct.ts',
   'shared/cbor-scan.ts',
   'shared/cbor.ts',
   'shared/cluster-preference.ts',
