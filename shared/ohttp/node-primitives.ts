@@ -14,9 +14,9 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  randomBytes,
+  randomFillSync,
 } from 'node:crypto';
-import type { CipherGCMTypes, KeyObject } from 'node:crypto';
+import type { Cipher, CipherGCMTypes, Decipher, KeyObject } from 'node:crypto';
 import { AeadId, Dhkem, HkdfSha256Native, KemId, XCurveDhkemPrimitives } from '@hpke/common';
 import type { AeadEncryptionContext, AeadInterface } from '@hpke/common';
 
@@ -28,52 +28,74 @@ function bytes(input: Bytes): Uint8Array {
     : new Uint8Array(input);
 }
 
+/** `input`'s own ArrayBuffer when it spans all of it (OpenSSL's outputs do), else one copy. */
 function arrayBuffer(input: Uint8Array): ArrayBuffer {
-  return input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer;
+  return input.byteOffset === 0 && input.buffer.byteLength === input.byteLength
+    ? (input.buffer as ArrayBuffer)
+    : (input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer);
+}
+
+/** HMAC-SHA256, as the digest Buffer OpenSSL wrote (its own 32-byte ArrayBuffer). */
+export function hmacSha256(key: Uint8Array, ...data: Uint8Array[]): Buffer {
+  const hmac = createHmac('sha256', key);
+  for (const part of data) hmac.update(part);
+  return hmac.digest();
 }
 
 /**
- * The AEAD output as one ArrayBuffer with as few copies as the parts allow: OpenSSL's output
- * buffer itself when it is the whole answer (a GCM open: `final()` is empty), else one copy of the
- * parts into a fresh buffer — not a concatenation and then a slice of it (two copies of a request's
- * plaintext, which for tensors is most of the request).
+ * HKDF-Expand for outputs of at most one hash block (all HPKE and OHTTP need): T(1) alone, one
+ * HMAC over `info ‖ 0x01`.
  */
-function joined(parts: readonly Buffer[]): ArrayBuffer {
-  const nonEmpty = parts.filter((part) => part.byteLength > 0);
-  const only = nonEmpty.length === 1 ? nonEmpty[0] : undefined;
-  if (only !== undefined && only.byteOffset === 0 && only.buffer.byteLength === only.byteLength)
-    return only.buffer as ArrayBuffer;
-  const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out.buffer;
+export function expandOneBlock(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  const block = hmacSha256(prk, info, COUNTER_ONE);
+  return length === block.byteLength ? block : block.subarray(0, length);
 }
 
-/** HKDF-SHA256 (RFC 5869) with synchronous HMACs; the labeled forms come from hpke-js. */
+const COUNTER_ONE = Uint8Array.of(1);
+const ZERO_SALT = new Uint8Array(32);
+/** RFC 9180 labels whose LabeledExtract inputs are public in base mode: the psk_id and the info. */
+const PUBLIC_EXTRACT_LABELS = new Set(['psk_id_hash', 'info_hash']);
+/** Public hashes kept per label (one per key config and suite a client talks to). */
+const PUBLIC_EXTRACTS_MAX = 8;
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let index = 0; index < a.byteLength; index++) if (a[index] !== b[index]) return false;
+  return true;
+}
+
+/**
+ * HKDF-SHA256 (RFC 5869) with synchronous HMACs; the labeled forms come from hpke-js. Three
+ * savings on hpke-js's key schedule, which calls `extractAndExpand(shared_secret, ikm, …)` once
+ * each for the exporter secret, key and base nonce (three identical extracts) and hashes the
+ * public psk_id and info every time: the extract is computed once per `ikm` (kept beside that
+ * array, so it goes with it), the public hashes once per value, and an expand of one block is one
+ * HMAC whose digest is returned as it is.
+ */
 export class NodeHkdfSha256 extends HkdfSha256Native {
+  /** PRK by the labeled ikm array it was extracted from, with the salt it was extracted with. */
+  readonly #extracts = new WeakMap<object, { salt: Bytes; prk: ArrayBuffer }>();
+  /** Whether a label (hpke-js passes its own constant arrays) names a public extract. */
+  readonly #publicLabels = new WeakMap<Uint8Array, boolean>();
+  /** psk_id_hash and info_hash by label, with the (public) input each was computed from. */
+  readonly #publicExtracts = new WeakMap<Uint8Array, { ikm: Uint8Array; hash: ArrayBuffer }[]>();
+
   override async extract(salt: Bytes, ikm: Bytes): Promise<ArrayBuffer> {
-    const key = bytes(salt).byteLength === 0 ? new Uint8Array(32) : bytes(salt);
-    return arrayBuffer(createHmac('sha256', key).update(bytes(ikm)).digest());
+    const key = bytes(salt).byteLength === 0 ? ZERO_SALT : bytes(salt);
+    return arrayBuffer(hmacSha256(key, bytes(ikm)));
   }
 
   override async expand(prk: Bytes, info: Bytes, length: number): Promise<ArrayBuffer> {
     if (length > 255 * 32) throw new Error('Entropy limit reached');
+    if (length <= 32) return arrayBuffer(expandOneBlock(bytes(prk), bytes(info), length));
     const output = new Uint8Array(length);
-    let previous = new Uint8Array(0);
+    let previous: Uint8Array = new Uint8Array(0);
     for (let counter = 1, offset = 0; offset < length; counter++) {
-      previous = createHmac('sha256', bytes(prk))
-        .update(previous)
-        .update(bytes(info))
-        .update(Uint8Array.of(counter))
-        .digest();
+      previous = hmacSha256(bytes(prk), previous, bytes(info), Uint8Array.of(counter));
       output.set(previous.subarray(0, Math.min(previous.byteLength, length - offset)), offset);
       offset += previous.byteLength;
     }
-    return arrayBuffer(output);
+    return output.buffer;
   }
 
   override async extractAndExpand(
@@ -82,7 +104,35 @@ export class NodeHkdfSha256 extends HkdfSha256Native {
     info: Bytes,
     length: number,
   ): Promise<ArrayBuffer> {
-    return this.expand(await this.extract(salt, ikm), info, length);
+    // hpke-js never changes a labeled ikm after building it, so the array names its contents.
+    let entry = this.#extracts.get(ikm);
+    if (entry === undefined || entry.salt !== salt) {
+      entry = { salt, prk: await this.extract(salt, ikm) };
+      this.#extracts.set(ikm, entry);
+    }
+    return this.expand(entry.prk, info, length);
+  }
+
+  override async labeledExtract(salt: Bytes, label: Uint8Array, ikm: Uint8Array): Promise<ArrayBuffer> {
+    let isPublic = this.#publicLabels.get(label);
+    if (isPublic === undefined) {
+      isPublic = PUBLIC_EXTRACT_LABELS.has(new TextDecoder().decode(label));
+      this.#publicLabels.set(label, isPublic);
+    }
+    if (!isPublic || bytes(salt).byteLength !== 0) return super.labeledExtract(salt, label, ikm);
+    let entries = this.#publicExtracts.get(label);
+    if (entries === undefined) {
+      entries = [];
+      this.#publicExtracts.set(label, entries);
+    }
+    let entry = entries.find((candidate) => equalBytes(candidate.ikm, ikm));
+    if (entry === undefined) {
+      entry = { ikm: ikm.slice(), hash: await super.labeledExtract(salt, label, ikm) };
+      // Bounded: a client talking to many key configs re-hashes rather than growing the list.
+      if (entries.length >= PUBLIC_EXTRACTS_MAX) entries.shift();
+      entries.push(entry);
+    }
+    return entry.hash.slice(0);
   }
 }
 
@@ -92,9 +142,11 @@ export class NodeHkdfSha256 extends HkdfSha256Native {
  * loop of generateKeyPairSync followed by a JWK export deadlocks the process after ~10^5 keys (a
  * mutex in KeyGenJob's destructor, run by GC inside ExportJWKEdKey; measured, and
  * test/unit/shared/ohttp/x25519-keygen-liveness.test.ts), and every OHTTP request and response
- * makes one. Without a KeyGenJob there is nothing for GC to destroy under that lock. The DER
- * encoders would avoid JWK but cost 3-10x more (OpenSSL's encoder/decoder: ~150 µs to export a
- * public key, ~650 µs to import a secret).
+ * makes one. Without a KeyGenJob there is nothing for GC to destroy under that lock. DER would
+ * avoid JWK but costs 3-10x more, even a raw key behind a fixed PKCS#8 or SPKI prefix (no encoder
+ * run): OpenSSL 3's decoder framework probes formats. Measured per import here: PKCS#8 610 µs
+ * against JWK 71 µs (most of it the public key's scalar multiplication), SPKI 130 µs against JWK
+ * 16 µs; exporting a public key as SPKI 100 µs against JWK 7 µs.
  */
 
 /** base64url of bytes read in place: no second copy of a secret in a Buffer (the string remains). */
@@ -133,11 +185,27 @@ function x25519Private(secret: Uint8Array): { privateKey: KeyObject; publicKey: 
   return entry;
 }
 
+/**
+ * Public KeyObjects by the very byte array hpke-js keeps in its public key object: a recipient
+ * key deserialized once (encapsulation.ts keeps it per key config) is imported once, not per request.
+ */
+const publicKeys = new WeakMap<Uint8Array, KeyObject>();
+
+function x25519Public(publicKey: Uint8Array): KeyObject {
+  let key = publicKeys.get(publicKey);
+  if (key === undefined) {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: base64urlView(publicKey) }, format: 'jwk' });
+    publicKeys.set(publicKey, key);
+  }
+  return key;
+}
+
 /** The curve interface hpke-js's X-curve DHKEM calls, over OpenSSL's X25519. */
 const nodeX25519 = {
   utils: {
     randomSecretKey(): Uint8Array {
-      const secret = new Uint8Array(randomBytes(32));
+      // Written in place: no copy of the secret in a pooled Buffer.
+      const secret = randomFillSync(new Uint8Array(32));
       privateKeys.set(secret, x25519FromSecret(secret));
       return secret;
     },
@@ -146,12 +214,14 @@ const nodeX25519 = {
     return x25519Private(secret).publicKey;
   },
   getSharedSecret(secret: Uint8Array, publicKey: Uint8Array): Uint8Array {
-    // OpenSSL refuses small-order points (an all-zero shared secret), as RFC 9180 section 7.1.4 requires.
-    const peer = createPublicKey({
-      key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(publicKey).toString('base64url') },
-      format: 'jwk',
+    // OpenSSL refuses small-order points (an all-zero shared secret), as RFC 9180 section 7.1.4
+    // requires (test/unit/shared/ohttp/x25519-small-order.test.ts).
+    const shared = diffieHellman({
+      privateKey: x25519Private(secret).privateKey,
+      publicKey: x25519Public(publicKey),
     });
-    return new Uint8Array(diffieHellman({ privateKey: x25519Private(secret).privateKey, publicKey: peer }));
+    // hpke-js takes `.buffer`: OpenSSL's output is its own 32-byte ArrayBuffer.
+    return new Uint8Array(arrayBuffer(shared));
   },
 };
 
@@ -173,38 +243,103 @@ export class NodeDhkemX25519HkdfSha256 extends Dhkem {
   }
 }
 
-/** AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 on node:crypto. */
+/**
+ * Bytes fed to a cipher at once when its output is copied into a buffer of ours: OpenSSL's output
+ * for a chunk is a fresh Buffer still in cache when copied, where one `update` of a whole 0.5 MB
+ * body would be a second large allocation (page faults) and a copy from cold memory.
+ */
+const CHUNK_BYTES = 64 * 1024;
+
+/** Runs `input` through `cipher` into `out` from `offset`, chunk by chunk; returns the end offset. */
+export function updateInto(
+  cipher: Cipher | Decipher,
+  input: Uint8Array,
+  out: Uint8Array,
+  offset: number,
+): number {
+  let at = offset;
+  for (let start = 0; start < input.byteLength; start += CHUNK_BYTES) {
+    const chunk = cipher.update(input.subarray(start, Math.min(input.byteLength, start + CHUNK_BYTES)));
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return at;
+}
+
+/**
+ * An AEAD seal written once into one buffer: `prefixBytes` left for the caller, then the
+ * ciphertext of `pieces` in order, then the tag. GCM and ChaCha20-Poly1305 are stream modes:
+ * the ciphertext is exactly as long as the plaintext, and `final()` adds nothing.
+ */
+export function sealInto(
+  cipherName: CipherGCMTypes | 'chacha20-poly1305',
+  key: Uint8Array,
+  iv: Uint8Array,
+  pieces: readonly Uint8Array[],
+  prefixBytes: number,
+  aad?: Uint8Array,
+): Uint8Array {
+  const plaintextBytes = pieces.reduce((sum, piece) => sum + piece.byteLength, 0);
+  const out = new Uint8Array(prefixBytes + plaintextBytes + TAG_BYTES);
+  // No options object: GCM's and ChaCha20-Poly1305's tags are 16 bytes by default (a decipher
+  // still pins the length), and validating the options is a third of createCipheriv's cost.
+  const cipher = createCipheriv(cipherName as CipherGCMTypes, key, iv);
+  if (aad !== undefined && aad.byteLength > 0) cipher.setAAD(aad);
+  let offset = prefixBytes;
+  for (const piece of pieces) offset = updateInto(cipher, piece, out, offset);
+  if (cipher.final().byteLength !== 0 || offset !== out.byteLength - TAG_BYTES)
+    throw new Error('not a stream AEAD');
+  out.set(cipher.getAuthTag(), offset);
+  return out;
+}
+
+/**
+ * An AEAD open of `sealed` (ciphertext ‖ tag) into a buffer of its own holding exactly the
+ * plaintext (OpenSSL's output for one `update`: no copy). Throws if it does not authenticate.
+ */
+export function openOwned(
+  cipherName: CipherGCMTypes | 'chacha20-poly1305',
+  key: Uint8Array,
+  iv: Uint8Array,
+  sealed: Uint8Array,
+  aad?: Uint8Array,
+): Uint8Array {
+  if (sealed.byteLength < TAG_BYTES) throw new Error('ciphertext too short');
+  const decipher = createDecipheriv(cipherName as CipherGCMTypes, key, iv, { authTagLength: TAG_BYTES });
+  if (aad !== undefined && aad.byteLength > 0) decipher.setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(sealed.byteLength - TAG_BYTES));
+  const plaintext = decipher.update(sealed.subarray(0, sealed.byteLength - TAG_BYTES));
+  if (decipher.final().byteLength !== 0) throw new Error('not a stream AEAD');
+  return new Uint8Array(arrayBuffer(plaintext));
+}
+
+const TAG_BYTES = 16;
+
+/** AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 on node:crypto, for hpke-js's contexts. */
 export class NodeAead implements AeadInterface {
   readonly id: AeadId;
   readonly keySize: number;
   readonly nonceSize = 12;
-  readonly tagSize = 16;
-  readonly #cipher: CipherGCMTypes;
+  readonly tagSize = TAG_BYTES;
+  readonly #cipher: CipherGCMTypes | 'chacha20-poly1305';
 
   constructor(id: AeadId) {
     this.id = id;
     this.keySize = id === AeadId.Aes128Gcm ? 16 : 32;
-    this.#cipher = (
-      id === AeadId.Aes128Gcm ? 'aes-128-gcm' : id === AeadId.Aes256Gcm ? 'aes-256-gcm' : 'chacha20-poly1305'
-    ) as CipherGCMTypes;
+    this.#cipher =
+      id === AeadId.Aes128Gcm ? 'aes-128-gcm' : id === AeadId.Aes256Gcm ? 'aes-256-gcm' : 'chacha20-poly1305';
   }
 
   createEncryptionContext(key: Bytes): AeadEncryptionContext {
     const secret = Uint8Array.from(bytes(key));
     const cipher = this.#cipher;
+    // One ArrayBuffer each, written once: hpke-js hands it back to encapsulation.ts as it is.
     return {
       async seal(iv, data, aad) {
-        const context = createCipheriv(cipher, secret, bytes(iv), { authTagLength: 16 });
-        context.setAAD(bytes(aad));
-        return joined([context.update(bytes(data)), context.final(), context.getAuthTag()]);
+        return sealInto(cipher, secret, bytes(iv), [bytes(data)], 0, bytes(aad)).buffer as ArrayBuffer;
       },
       async open(iv, data, aad) {
-        const sealed = bytes(data);
-        if (sealed.byteLength < 16) throw new Error('ciphertext too short');
-        const context = createDecipheriv(cipher, secret, bytes(iv), { authTagLength: 16 });
-        context.setAAD(bytes(aad));
-        context.setAuthTag(sealed.subarray(sealed.byteLength - 16));
-        return joined([context.update(sealed.subarray(0, sealed.byteLength - 16)), context.final()]);
+        return openOwned(cipher, secret, bytes(iv), bytes(data), bytes(aad)).buffer as ArrayBuffer;
       },
     };
   }
