@@ -12,7 +12,7 @@ import { isNitroInferError } from '../../shared/errors.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
 import { SERVER_PARAMETERS } from '../../shared/inference/v2.ts';
 import type { V2InferenceRequest, V2InferenceResponse } from '../../shared/inference/v2.ts';
-import { decodeBhttpRequest, encodeBhttpResponsePieces } from '../../shared/ohttp/bhttp.ts';
+import { decodeBhttpRequest, encodeBhttpResponseParts } from '../../shared/ohttp/bhttp.ts';
 import type { BhttpRequest, BhttpResponse, Field } from '../../shared/ohttp/bhttp.ts';
 import { paddedLength } from '../../shared/ohttp/padding.ts';
 import { RECEIPT_HEADER, sha256, signReceipt } from '../../shared/receipts.ts';
@@ -78,7 +78,8 @@ export class InferenceGateway {
       response = errorResponse(error, (this.#options.clock ?? Date.now)());
     }
     const pad = this.#options.padResponses !== false;
-    const encoded = encodeBhttpResponsePieces(response, response.pieces ?? [response.content], (length) =>
+    // Encrypted from its parts straight into the encapsulated response: no plaintext message.
+    const encoded = encodeBhttpResponseParts(response, response.pieces ?? [response.content], (length) =>
       pad ? paddedLength(length) - length : 0,
     );
     return request.respond(encoded);

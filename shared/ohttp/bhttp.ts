@@ -189,15 +189,24 @@ export function encodeBhttpResponse(response: BhttpResponse, paddingBytes = 0): 
 }
 
 /**
- * Encodes a known-length response whose content is given as pieces, each written once straight
- * into the message (no concatenated content first), with `padding(length)` zero bytes after the
- * unpadded `length` bytes: one allocation however the content and padding are chosen.
+ * An encoded message not yet joined: its bytes are `parts` in order, then `paddingBytes` zeros.
+ * The parts are views of the caller's content (uncopied) and of small encoded fields.
  */
-export function encodeBhttpResponsePieces(
+export interface MessageParts {
+  readonly parts: readonly Uint8Array[];
+  readonly paddingBytes: number;
+}
+
+/**
+ * A known-length response whose content is given as pieces, as parts to be written once where
+ * they are needed — encrypted straight into the encapsulated response (encapsulation.ts) — with
+ * `padding(length)` zero bytes after the unpadded `length` bytes.
+ */
+export function encodeBhttpResponseParts(
   response: Omit<BhttpResponse, 'content'>,
   content: readonly Uint8Array[],
   padding: (length: number) => number,
-): Uint8Array {
+): MessageParts {
   const contentLength = content.reduce((sum, piece) => sum + piece.byteLength, 0);
   const parts = [
     encodeVarint(FRAMING.KNOWN_RESPONSE),
@@ -212,7 +221,23 @@ export function encodeBhttpResponsePieces(
     ...fieldSection(response.trailers),
   ];
   const length = parts.reduce((sum, part) => sum + part.byteLength, 0);
-  return concat(parts, padding(length));
+  const paddingBytes = padding(length);
+  if (!Number.isSafeInteger(paddingBytes) || paddingBytes < 0) throw new RangeError('bad padding length');
+  return { parts, paddingBytes };
+}
+
+/**
+ * Encodes a known-length response whose content is given as pieces, each written once straight
+ * into the message (no concatenated content first), with `padding(length)` zero bytes after the
+ * unpadded `length` bytes: one allocation however the content and padding are chosen.
+ */
+export function encodeBhttpResponsePieces(
+  response: Omit<BhttpResponse, 'content'>,
+  content: readonly Uint8Array[],
+  padding: (length: number) => number,
+): Uint8Array {
+  const { parts, paddingBytes } = encodeBhttpResponseParts(response, content, padding);
+  return concat(parts, paddingBytes);
 }
 
 function prefixed(bytes: Uint8Array): Uint8Array[] {
@@ -228,7 +253,7 @@ function fieldSection(fields: readonly Field[]): Uint8Array[] {
   return [encodeVarint(length), ...parts];
 }
 
-function concat(parts: Uint8Array[], paddingBytes: number): Uint8Array {
+function concat(parts: readonly Uint8Array[], paddingBytes: number): Uint8Array {
   const length = parts.reduce((sum, part) => sum + part.byteLength, 0);
   const bytes = new Uint8Array(length + paddingBytes);
   let offset = 0;

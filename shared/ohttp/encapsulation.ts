@@ -2,18 +2,33 @@
  * Oblivious HTTP request and response encapsulation (RFC 9458 sections 4.3–4.4) on `@hpke/core`
  * (with node:crypto primitives underneath, node-primitives.ts):
  * DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, and AES-128-GCM, AES-256-GCM or ChaCha20-Poly1305.
- * The response key is plain RFC 5869 HKDF over `enc ‖ response_nonce` (node:crypto's hkdfSync —
- * `@hpke/core`'s extract refuses the 48-byte salt), and the response AEAD uses that nonce directly.
- * Every failure to open collapses to ERR_DECRYPT_FAILED (STYLE.md 4).
+ * The response key is plain RFC 5869 HKDF over `enc ‖ response_nonce` (one extract and two
+ * one-block expands here — `@hpke/core`'s extract refuses the 48-byte salt), and the response AEAD
+ * uses that nonce directly. Every failure to open collapses to ERR_DECRYPT_FAILED (STYLE.md 4).
+ *
+ * Large bodies are written once: an encapsulated request or response is one buffer, the header
+ * (or nonce) then the AEAD output, and a response's Binary HTTP parts are encrypted from where
+ * they lie into it, its zero padding from a shared block of zeros, so the plaintext response is
+ * never assembled. A decapsulated request's message is one buffer of its own, which Binary HTTP
+ * decoding views (binary tensors point into it, and it moves to a worker whole).
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { CipherGCMTypes, webcrypto } from 'node:crypto';
 import { CipherSuite } from '@hpke/core';
 import type { AeadId } from '@hpke/common';
 import { OhttpError } from '../errors.ts';
 import { HPKE_AEAD, HPKE_KDF, HPKE_KEM, X25519_PUBLIC_KEY_BYTES } from './key-config.ts';
 import type { KeyConfig } from './key-config.ts';
-import { NodeAead, NodeDhkemX25519HkdfSha256, NodeHkdfSha256 } from './node-primitives.ts';
+import type { MessageParts } from './bhttp.ts';
+import {
+  NodeAead,
+  NodeDhkemX25519HkdfSha256,
+  NodeHkdfSha256,
+  expandOneBlock,
+  hmacSha256,
+  openOwned,
+  sealInto,
+} from './node-primitives.ts';
 
 /** `key_id(1) ‖ kem_id(2) ‖ kdf_id(2) ‖ aead_id(2)`. */
 export const REQUEST_HEADER_BYTES = 7;
@@ -27,6 +42,10 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 const REQUEST_LABEL = new TextEncoder().encode('message/bhttp request');
 const RESPONSE_LABEL = new TextEncoder().encode('message/bhttp response');
+const KEY_LABEL = new TextEncoder().encode('key');
+const NONCE_LABEL = new TextEncoder().encode('nonce');
+/** Read-only zeros the response padding is encrypted from (never handed out). */
+const ZEROS = new Uint8Array(64 * 1024);
 
 interface AeadSpec {
   readonly keyBytes: number;
@@ -79,50 +98,47 @@ function decryptFailed(): OhttpError {
   return new OhttpError('ERR_DECRYPT_FAILED', 'decryption failed');
 }
 
-/** RFC 9458 section 4.4: the response AEAD key and nonce. */
+/**
+ * RFC 9458 section 4.4: the response AEAD key and nonce, HKDF-SHA256 with salt
+ * `enc ‖ response_nonce`: one extract, then one HMAC block each (Nk and Nn are at most 32).
+ */
 function responseKeys(aead: AeadSpec, secret: Uint8Array, enc: Uint8Array, responseNonce: Uint8Array) {
-  const salt = concat(enc, responseNonce);
+  const prk = hmacSha256(concat(enc, responseNonce), secret);
   return {
-    key: new Uint8Array(hkdfSync('sha256', secret, salt, 'key', aead.keyBytes)),
-    nonce: new Uint8Array(hkdfSync('sha256', secret, salt, 'nonce', aead.nonceBytes)),
+    key: expandOneBlock(prk, KEY_LABEL, aead.keyBytes),
+    nonce: expandOneBlock(prk, NONCE_LABEL, aead.nonceBytes),
   };
 }
 
-/** `prefix ‖ AEAD(plaintext) ‖ tag` written once into one buffer (a response: the nonce first). */
-function seal(
-  aead: AeadSpec,
-  key: Uint8Array,
-  nonce: Uint8Array,
-  plaintext: Uint8Array,
-  prefix: Uint8Array = new Uint8Array(0),
-): Uint8Array {
-  const cipher = createCipheriv(aead.nodeName as CipherGCMTypes, key, nonce, {
-    authTagLength: AEAD_TAG_BYTES,
-  });
-  return concat(prefix, cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
+/** A message as pieces to encrypt in order: its parts, then its zero padding. */
+function plaintextPieces(message: Uint8Array | MessageParts): readonly Uint8Array[] {
+  if (message instanceof Uint8Array) return [message];
+  const pieces = [...message.parts];
+  for (let left = message.paddingBytes; left > 0; left -= ZEROS.byteLength)
+    pieces.push(ZEROS.subarray(0, Math.min(left, ZEROS.byteLength)));
+  return pieces;
 }
 
-function open(aead: AeadSpec, key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array): Uint8Array {
-  if (sealed.byteLength < AEAD_TAG_BYTES) throw decryptFailed();
-  try {
-    const decipher = createDecipheriv(aead.nodeName as CipherGCMTypes, key, nonce, {
-      authTagLength: AEAD_TAG_BYTES,
-    });
-    decipher.setAuthTag(sealed.subarray(sealed.byteLength - AEAD_TAG_BYTES));
-    const head = decipher.update(sealed.subarray(0, sealed.byteLength - AEAD_TAG_BYTES));
-    const tail = decipher.final();
-    // GCM's final() is empty: the update's own output is the plaintext, no copy needed.
-    return tail.byteLength === 0
-      ? new Uint8Array(head.buffer, head.byteOffset, head.byteLength)
-      : concat(head, tail);
-  } catch {
-    throw decryptFailed();
-  }
+/** A recipient public key by its bytes, deserialized once (and so imported into OpenSSL once). */
+const RECIPIENT_KEYS_MAX = 16;
+const recipientKeys = new Map<string, CryptoKey>();
+
+async function recipientKey(suite: CipherSuite, publicKey: Uint8Array): Promise<CryptoKey> {
+  const name = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64');
+  const known = recipientKeys.get(name);
+  if (known !== undefined) return known;
+  const key = await suite.kem.deserializePublicKey(publicKey);
+  if (recipientKeys.size >= RECIPIENT_KEYS_MAX) recipientKeys.clear();
+  recipientKeys.set(name, key);
+  return key;
 }
 
 /** What a client keeps to open the response to one request. */
 export interface ResponseOpener {
-  /** Opens an encapsulated response; ERR_DECRYPT_FAILED if it was not sealed for this request. */
+  /**
+   * Opens an encapsulated response into a buffer of its own; ERR_DECRYPT_FAILED if it was not
+   * sealed for this request.
+   */
   open(encapsulatedResponse: Uint8Array): Uint8Array;
 }
 
@@ -154,18 +170,27 @@ export async function encapsulateRequest(
   const suite = suiteFor(choice.aeadId);
   const header = requestHeader(config.keyId, choice.kdfId, choice.aeadId);
   const sender = await suite.createSenderContext({
-    recipientPublicKey: await suite.kem.deserializePublicKey(config.publicKey),
+    recipientPublicKey: await recipientKey(suite, config.publicKey),
     info: concat(REQUEST_LABEL, Uint8Array.of(0), header),
     ...(options.ephemeralKeyPair === undefined ? {} : { ekm: options.ephemeralKeyPair }),
   });
   const enc = new Uint8Array(sender.enc);
-  const ciphertext = new Uint8Array(await sender.seal(message));
+  // An ArrayBuffer goes through hpke-js as it is (a view would be copied first).
+  const ownsBuffer = message.byteOffset === 0 && message.buffer.byteLength === message.byteLength;
+  const ciphertext = new Uint8Array(
+    await sender.seal(ownsBuffer ? (message.buffer as ArrayBuffer) : message),
+  );
   const secret = new Uint8Array(
     await sender.export(RESPONSE_LABEL, Math.max(aead.keyBytes, aead.nonceBytes)),
   );
   const nonceBytes = Math.max(aead.keyBytes, aead.nonceBytes);
+  // hpke-js hands back the AEAD's one buffer (ciphertext ‖ tag); it is copied once, after the header.
+  const encapsulated = new Uint8Array(REQUEST_HEADER_BYTES + enc.byteLength + ciphertext.byteLength);
+  encapsulated.set(header, 0);
+  encapsulated.set(enc, REQUEST_HEADER_BYTES);
+  encapsulated.set(ciphertext, REQUEST_HEADER_BYTES + enc.byteLength);
   return {
-    encapsulated: concat(header, enc, ciphertext),
+    encapsulated,
     opener: {
       open(encapsulatedResponse) {
         if (
@@ -176,7 +201,11 @@ export async function encapsulateRequest(
         }
         const responseNonce = encapsulatedResponse.subarray(0, nonceBytes);
         const { key, nonce } = responseKeys(aead, secret, enc, responseNonce);
-        return open(aead, key, nonce, encapsulatedResponse.subarray(nonceBytes));
+        try {
+          return openOwned(aead.nodeName, key, nonce, encapsulatedResponse.subarray(nonceBytes));
+        } catch {
+          throw decryptFailed();
+        }
       },
     },
   };
@@ -191,10 +220,11 @@ export interface DecapsulatedRequest {
    */
   readonly enc: Uint8Array;
   /**
-   * Seals a response to this request (RFC 9458 section 4.4) with a fresh random nonce;
-   * `responseNonce` is for reproducing the RFC's test vector only.
+   * Seals a response to this request (RFC 9458 section 4.4) with a fresh random nonce, from one
+   * buffer or from a Binary HTTP message's parts and padding (encodeBhttpResponseParts), written
+   * once into the encapsulated response; `responseNonce` is for reproducing the RFC's test vector only.
    */
-  respond(message: Uint8Array, responseNonce?: Uint8Array): Uint8Array;
+  respond(message: Uint8Array | MessageParts, responseNonce?: Uint8Array): Uint8Array;
 }
 
 /** The gateway side: holds the private key of one key config. */
@@ -231,9 +261,11 @@ export class OhttpGateway {
     if (encapsulated.byteLength < REQUEST_HEADER_BYTES + X25519_PUBLIC_KEY_BYTES + AEAD_TAG_BYTES) {
       throw new OhttpError('ERR_OHTTP_MALFORMED', 'request too short');
     }
-    // A snapshot in a buffer of our own: the caller may hold a view into a larger pool (a Node
-    // Buffer from a socket, whose `slice()` shares memory), and its bytes must not change under us.
-    const bytes = new Uint8Array(encapsulated);
+    // Everything is read or copied before the first await: the caller may hold a view into a
+    // larger pool (a Node Buffer from a socket, whose `slice()` shares memory), and its bytes must
+    // not change under us. The ciphertext's copy is the snapshot, in an ArrayBuffer of its own
+    // that hpke-js takes as it is.
+    const bytes = encapsulated;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const keyId = view.getUint8(0);
     const kemId = view.getUint16(1);
@@ -249,20 +281,23 @@ export class OhttpGateway {
       throw new OhttpError('ERR_OHTTP_KEY_UNKNOWN', 'the request is not for this gateway’s key config');
     }
     const aead = AEADS.get(aeadId) as AeadSpec;
-    const header = bytes.subarray(0, REQUEST_HEADER_BYTES);
-    const enc = bytes.slice(REQUEST_HEADER_BYTES, REQUEST_HEADER_BYTES + X25519_PUBLIC_KEY_BYTES);
+    const info = concat(REQUEST_LABEL, Uint8Array.of(0), bytes.subarray(0, REQUEST_HEADER_BYTES));
+    const enc = new Uint8Array(X25519_PUBLIC_KEY_BYTES);
+    enc.set(bytes.subarray(REQUEST_HEADER_BYTES, REQUEST_HEADER_BYTES + X25519_PUBLIC_KEY_BYTES));
+    const sealed = new Uint8Array(bytes.byteLength - REQUEST_HEADER_BYTES - X25519_PUBLIC_KEY_BYTES);
+    sealed.set(bytes.subarray(REQUEST_HEADER_BYTES + X25519_PUBLIC_KEY_BYTES));
     const suite = suiteFor(aeadId);
     let message: Uint8Array;
     let secret: Uint8Array;
     try {
+      // ArrayBuffers, which hpke-js takes as they are (views it copies first).
       const recipient = await suite.createRecipientContext({
         recipientKey: privateKey,
-        enc,
-        info: concat(REQUEST_LABEL, Uint8Array.of(0), header),
+        enc: enc.buffer,
+        info: info.buffer as ArrayBuffer,
       });
-      message = new Uint8Array(
-        await recipient.open(bytes.subarray(REQUEST_HEADER_BYTES + X25519_PUBLIC_KEY_BYTES)),
-      );
+      // The AEAD's output buffer itself: exactly the message, owned by it alone.
+      message = new Uint8Array(await recipient.open(sealed.buffer));
       secret = new Uint8Array(
         await recipient.export(RESPONSE_LABEL, Math.max(aead.keyBytes, aead.nonceBytes)),
       );
@@ -273,10 +308,18 @@ export class OhttpGateway {
     return {
       message,
       enc: enc.slice(),
-      respond(response, responseNonce = new Uint8Array(randomBytes(nonceBytes))) {
+      respond(response, responseNonce = randomFillSync(new Uint8Array(nonceBytes))) {
         if (responseNonce.byteLength !== nonceBytes) throw new RangeError('wrong response nonce length');
         const { key, nonce } = responseKeys(aead, secret, enc, responseNonce);
-        return seal(aead, key, nonce, response, responseNonce);
+        const encapsulatedResponse = sealInto(
+          aead.nodeName,
+          key,
+          nonce,
+          plaintextPieces(response),
+          nonceBytes,
+        );
+        encapsulatedResponse.set(responseNonce, 0);
+        return encapsulatedResponse;
       },
     };
   }
