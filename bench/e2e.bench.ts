@@ -28,15 +28,14 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { NodeDhkemX25519HkdfSha256 as DhkemX25519HkdfSha256 } from '../shared/ohttp/node-primitives.ts';
 import { pino } from 'pino';
-import { OhttpGateway, encapsulateRequest } from '../shared/ohttp/encapsulation.ts';
 import { createSealStream } from '../shared/sealing/index.ts';
 import { startLocalStack } from '../sim/local-stack.ts';
 import { denseLayerModel } from '../sim/onnx-builder.ts';
+import { measureHpkeCost } from './hpke-cost.ts';
 import { affinityOf, parseBenchOptions, peakRssOf, pinned, setAffinity } from './placement.ts';
 import type { Placement } from './placement.ts';
-import { environment, ratio, summarize, writeResult } from './stats.ts';
+import { environment, ratio, writeResult } from './stats.ts';
 import type { LatencySummary, LoadResult } from './stats.ts';
 
 const run = promisify(execFile);
@@ -107,29 +106,9 @@ if (existsSync(detector)) {
   });
 }
 
+/** The OHTTP crypto alone, measured as hpke.bench.ts measures it: the round trip per request. */
 async function hpkeCost(): Promise<LatencySummary> {
-  const kem = new DhkemX25519HkdfSha256();
-  const pair = await kem.generateKeyPair();
-  const config = {
-    keyId: 1,
-    kemId: 0x20,
-    publicKey: new Uint8Array(await kem.serializePublicKey(pair.publicKey)),
-    symmetricAlgorithms: [{ kdfId: 1, aeadId: 2 }],
-  };
-  const gateway = await OhttpGateway.create(
-    config,
-    new Uint8Array(await kem.serializePrivateKey(pair.privateKey)),
-  );
-  const message = new Uint8Array(1024);
-  const samples: number[] = [];
-  for (let index = 0; index < 2000; index++) {
-    const start = process.hrtime.bigint();
-    const { encapsulated, opener } = await encapsulateRequest(config, message);
-    const request = await gateway.decapsulate(encapsulated);
-    opener.open(request.respond(message));
-    if (index >= 100) samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return summarize(samples);
+  return (await measureHpkeCost({ rounds: 1900, warmup: 100 })).steps.roundTrip;
 }
 
 interface Measured {

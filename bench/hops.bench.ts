@@ -29,7 +29,7 @@ import {
   decodeBhttpRequest,
   decodeBhttpResponse,
   encodeBhttpRequest,
-  encodeBhttpResponsePieces,
+  encodeBhttpResponseParts,
 } from '../shared/ohttp/bhttp.ts';
 import { encapsulateRequest } from '../shared/ohttp/encapsulation.ts';
 import { decodeKeyConfig } from '../shared/ohttp/key-config.ts';
@@ -150,7 +150,8 @@ async function once(binary: boolean): Promise<Record<Hop, number>> {
     },
     opened.receipts.privateKey,
   );
-  const encoded = encodeBhttpResponsePieces(
+  // As the gateway does: the message's parts, encrypted straight into the sealed response by `seal`.
+  const encoded = encodeBhttpResponseParts(
     { informational: [], status: 200, headers: [...body.headers, [RECEIPT_HEADER, receipt]], trailers: [] },
     body.pieces,
     (length) => paddedLength(length) - length,
