@@ -295,7 +295,7 @@ export function sealInto(
 
 /**
  * An AEAD open of `sealed` (ciphertext ‖ tag) into a buffer of its own holding exactly the
- * plaintext (OpenSSL's output for one `update`: no copy). Throws if it does not authenticate.
+ * plaintext (for a small one, OpenSSL's output itself). Throws if it does not authenticate.
  */
 export function openOwned(
   cipherName: CipherGCMTypes | 'chacha20-poly1305',
@@ -308,9 +308,22 @@ export function openOwned(
   const decipher = createDecipheriv(cipherName as CipherGCMTypes, key, iv, { authTagLength: TAG_BYTES });
   if (aad !== undefined && aad.byteLength > 0) decipher.setAAD(aad);
   decipher.setAuthTag(sealed.subarray(sealed.byteLength - TAG_BYTES));
-  const plaintext = decipher.update(sealed.subarray(0, sealed.byteLength - TAG_BYTES));
-  if (decipher.final().byteLength !== 0) throw new Error('not a stream AEAD');
-  return new Uint8Array(arrayBuffer(plaintext));
+  const ciphertext = sealed.subarray(0, sealed.byteLength - TAG_BYTES);
+  if (ciphertext.byteLength <= CHUNK_BYTES) {
+    const plaintext = decipher.update(ciphertext);
+    if (decipher.final().byteLength !== 0) throw new Error('not a stream AEAD');
+    return new Uint8Array(arrayBuffer(plaintext));
+  }
+  // Chunked into one buffer of ours: for 0.5 MB, a quarter less CPU than one `update` whose large
+  // fresh output is then faulted in (measured). Unauthenticated bytes in it until `final()` passes;
+  // it is dropped unseen if that throws.
+  const plaintext = new Uint8Array(ciphertext.byteLength);
+  if (
+    updateInto(decipher, ciphertext, plaintext, 0) !== plaintext.byteLength ||
+    decipher.final().byteLength !== 0
+  )
+    throw new Error('not a stream AEAD');
+  return plaintext;
 }
 
 const TAG_BYTES = 16;

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { OhttpGateway, encapsulateRequest } from '../../../../shared/ohttp/encapsulation.ts';
 import type { KeyConfig } from '../../../../shared/ohttp/key-config.ts';
 import { NodeDhkemX25519HkdfSha256 } from '../../../../shared/ohttp/node-primitives.ts';
+import { codeOf, codeOfAsync } from '../../../helpers/codes.ts';
 
 const POOL_BYTES = 8192;
 const OFFSET = 1000;
@@ -70,5 +71,25 @@ describe('decrypted messages own their buffer', () => {
     expect(opened.message.buffer.byteLength).toBe(message.byteLength);
     const response = new Uint8Array(100_000).fill(3);
     expect(Buffer.from(opener.open(opened.respond(response))).equals(Buffer.from(response))).toBe(true);
+  });
+
+  it('a large request or response with one flipped byte is refused (decrypted in chunks, checked at the end)', async () => {
+    const { gateway, config } = await gatewayAndConfig();
+    const message = new Uint8Array(300 * 1024).fill(1);
+    const { encapsulated, opener } = await encapsulateRequest(config, message);
+    const opened = await gateway.decapsulate(encapsulated);
+    const sealed = opened.respond(message);
+    // Early, past the first 64 KiB chunk, and in the tag.
+    const flipped = (bytes: Uint8Array) =>
+      [100, 200 * 1024, bytes.byteLength - 1].map((at) => {
+        const forged = bytes.slice();
+        forged[at] = (forged[at] as number) ^ 1;
+        return forged;
+      });
+    for (const forged of flipped(encapsulated))
+      expect(await codeOfAsync(() => gateway.decapsulate(forged))).toBe('ERR_DECRYPT_FAILED');
+    for (const forged of flipped(sealed))
+      expect(codeOf(() => opener.open(forged))).toBe('ERR_DECRYPT_FAILED');
+    expect(Buffer.from(opener.open(sealed)).equals(Buffer.from(message))).toBe(true);
   });
 });
