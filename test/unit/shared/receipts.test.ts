@@ -36,8 +36,16 @@ describe('receipts', () => {
   it('the payload is exactly deterministic CBOR, for any receipt', () => {
     fc.assert(
       fc.property(
-        fc.string({ minLength: 1, maxLength: 128 }),
-        fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+        // Past 23 and 255 UTF-8 bytes (longer length heads), and non-ASCII text.
+        fc.oneof(
+          fc.string({ minLength: 1, maxLength: 128 }),
+          fc.string({ minLength: 1, maxLength: 300, unit: 'grapheme' }),
+        ),
+        // Every integer head width, at and beside its bounds.
+        fc.oneof(
+          fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+          fc.constantFrom(0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER),
+        ),
         fc.uint8Array({ minLength: 32, maxLength: 32 }),
         (model, time, digest) => {
           const value = { ...receipt, model, time, requestSha256: digest };
