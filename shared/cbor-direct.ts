@@ -2,9 +2,9 @@
  * A direct decoder for the plain CBOR forms link frame headers use (issue 11): `cbor2` builds a
  * container object and a child list per item and cost ~50 µs a frame header, which was a large
  * share of the parent's cost per relayed request. This one reads definite-length maps, arrays,
- * text and byte strings, integers up to 32-bit arguments, and `false`/`true`/`null`/`undefined`
- * straight into values, and gives up ({@link DIRECT_UNSUPPORTED}) at the first other form —
- * tags, indefinite lengths, 64-bit arguments, other simple values, non-ASCII text — so that the
+ * text and byte strings, integers up to 2^53 - 1 (any head width), and `false`/`true`/`null`/
+ * `undefined` straight into values, and gives up ({@link DIRECT_UNSUPPORTED}) at the first other
+ * form — tags, indefinite lengths, integers beyond 2^53 - 1, other simple values, non-ASCII text — so that the
  * caller decodes the whole input with `cbor2` instead. It therefore accepts nothing `cbor2` does
  * not, and returns the same values (`cbor.test.ts` compares the two on arbitrary input).
  *
@@ -60,7 +60,7 @@ function readItem(reader: Reader, depth: number): unknown {
     if (info === 23) return undefined;
     throw UNSUPPORTED;
   }
-  if (type === 6 || info > 26) throw UNSUPPORTED; // tags, 64-bit arguments, indefinite lengths
+  if (type === 6 || info > 27) throw UNSUPPORTED; // tags, indefinite lengths
   const argument = readArgument(reader, info);
   switch (type) {
     case 0:
@@ -103,6 +103,17 @@ function readArgument(reader: Reader, info: number): number {
   reader.offset += size;
   if (size === 1) return bytes[offset] as number;
   if (size === 2) return ((bytes[offset] as number) << 8) | (bytes[offset + 1] as number);
+  if (size === 4) return uint32(bytes, offset);
+  // A 64-bit argument (a receipt's time in milliseconds is one): a number while it is a safe
+  // integer, as cbor2 returns it; above 2^53 - 1 cbor2 returns a bigint, so that is left to it.
+  // (For a negative integer, -1 - argument is then at least -2^53, which cbor2 also returns as a
+  // number.) Lengths this large fail the length checks after, as the scan already refused them.
+  const high = uint32(bytes, offset);
+  if (high > 0x1f_ffff) throw UNSUPPORTED;
+  return high * 0x1_0000_0000 + uint32(bytes, offset + 4);
+}
+
+function uint32(bytes: Uint8Array, offset: number): number {
   return (
     (bytes[offset] as number) * 0x100_0000 +
     (((bytes[offset + 1] as number) << 16) |

@@ -35,6 +35,9 @@ const RECEIPT_CBOR_LIMITS = {
   maxDepth: 4,
   maxItems: MAX_RECEIPT_ITEMS,
   maxDecodedBytes: MAX_RECEIPT_DECODED_BYTES,
+  // The plain forms a receipt is written in (a 64-bit time included) skip cbor2: a client
+  // verifies one per response, and cbor2 cost ~0.25 ms of it (cbor-direct.ts; same values).
+  direct: true,
 } as const;
 const DOMAIN = Buffer.from('nitro-infer receipt v1\0');
 

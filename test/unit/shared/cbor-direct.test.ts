@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeCbor, encodeCbor } from '../../../shared/cbor.ts';
 import { DIRECT_UNSUPPORTED, decodeCborDirect } from '../../../shared/cbor-direct.ts';
+import { encodeReceiptPayload } from '../../../shared/receipts.ts';
 import { codeOf } from '../../helpers/codes.ts';
 
 const LIMIT = { maxBytes: 1 << 16, maxItems: 1 << 12, maxDecodedBytes: 1 << 24 };
@@ -38,12 +39,31 @@ describe('decodeCborDirect', () => {
     ['a tag', 'c1 00', false],
     ['an indefinite map', 'bf 61 61 01 ff', false],
     ['an indefinite text string', '7f 61 61 ff', false],
-    ['a 64-bit integer', '1b 0000000000000001', false],
+    ['a 64-bit integer (a receipt time)', '1b 0000019ad5c0e0a0', true],
+    ['the largest safe 64-bit integers, both signs', '82 1b 001fffffffffffff 3b 001fffffffffffff', true],
+    ['2^53 (a bigint in cbor2)', '1b 0020000000000000', false],
+    ['-2^53 - 1 (a bigint in cbor2)', '3b 0020000000000000', false],
+    ['a byte string with a 64-bit length head', '5b 0000000000000002 0102', true],
     ['a simple value other than false/true/null/undefined', 'f0', false],
   ])('%s: same outcome as cbor2 (decoded directly: %s)', (_name, encoded, direct) => {
     const bytes = hex(encoded);
     sameAsCbor2(bytes);
     expect(decodeCborDirect(bytes) !== DIRECT_UNSUPPORTED).toBe(direct);
+  });
+
+  it('reads a receipt payload as the enclave writes it directly (the SDK verifies one per response)', () => {
+    const payload = encodeReceiptPayload({
+      model: 'ppocr-det',
+      sha384: 'ab'.repeat(48),
+      requestSha256: new Uint8Array(32).fill(1),
+      responseSha256: new Uint8Array(32).fill(2),
+      time: Date.UTC(2026, 11, 2),
+      keyConfigSha256: new Uint8Array(32).fill(3),
+    });
+    const value = decodeCborDirect(payload);
+    expect(value).not.toBe(DIRECT_UNSUPPORTED);
+    expect((value as Map<string, unknown>).get('time')).toBe(Date.UTC(2026, 11, 2));
+    sameAsCbor2(payload);
   });
 
   it('hands byte strings on as plain views of the input (no copy, never a Buffer)', () => {
