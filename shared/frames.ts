@@ -4,8 +4,8 @@
  * Everything in a frame crosses a trust boundary: the declared lengths are checked as soon as
  * they arrive, the header (the only CBOR) is decoded under a tight cap and shape-checked before
  * the payload is buffered, and the payload is never decoded: handlers get it as a view of the
- * received bytes (one copy only when it spans several socket chunks). A frame that breaks the
- * codec ends the connection.
+ * received bytes (one copy only when it spans several socket chunks, none when the decoder is
+ * asked for the pieces). A frame that breaks the codec ends the connection.
  */
 import { decodeCborMeasured, encodeCborTransient } from './cbor.ts';
 import { LinkError, isNitroInferError } from './errors.ts';
@@ -19,9 +19,10 @@ import {
   REQUEST_HEADER_LIMITS,
 } from './frame-layout.ts';
 import type { FrameHeaderLimits } from './frame-layout.ts';
-import { FrameBuffer } from './frame-buffer.ts';
+import { FrameBuffer, PayloadPieces } from './frame-buffer.ts';
 
 export { MAX_FRAME_BYTES, MAX_FRAME_ID } from './frame-layout.ts';
+export { PayloadPieces } from './frame-buffer.ts';
 
 /** Frame types are short ASCII names such as `model.chunk`. */
 const TYPE_PATTERN = /^[a-z][a-z0-9.]{0,31}$/;
@@ -35,14 +36,20 @@ export interface Frame {
   readonly byteLength: number;
 }
 
-/** An encoded frame: lengths and header, then the payload when there is one (never copied). */
-export type FramePieces = readonly [Buffer] | readonly [Buffer, Uint8Array];
+/** An encoded frame: lengths and header, then the payload's pieces when there is one (never copied). */
+export type FramePieces = readonly [Buffer, ...Uint8Array[]];
+
+function asPayload(value: unknown): readonly Uint8Array[] | undefined {
+  if (value instanceof Uint8Array) return [value];
+  if (value instanceof PayloadPieces) return value.pieces;
+  return undefined;
+}
 
 /**
  * Encodes one frame. `fields` must not contain `id`, `type` or `payload`. When the type may
- * carry a payload ({@link FRAME_PAYLOADS}) and its field holds bytes, those bytes travel out of
- * band as the second piece, so a writer can send both with one `writev` and no concatenation;
- * the caller must not change those bytes until the writer has sent them.
+ * carry a payload ({@link FRAME_PAYLOADS}) and its field holds bytes (or {@link PayloadPieces}),
+ * those bytes travel out of band as the pieces after the head, so a writer can send them all with
+ * one `writev` and no concatenation; the caller must not change them until the writer has sent them.
  * @throws {LinkError} `ERR_FRAME_TOO_LARGE`, `ERR_FRAME_HEADER_TOO_LARGE` or `ERR_FRAME_PAYLOAD_TOO_LARGE`.
  */
 export function encodeFrame(
@@ -52,7 +59,7 @@ export function encodeFrame(
 ): FramePieces {
   const rule = FRAME_PAYLOADS.get(type);
   const candidate = rule === undefined ? undefined : fields[rule.field];
-  const payload = candidate instanceof Uint8Array ? candidate : undefined;
+  const payload = rule === undefined ? undefined : asPayload(candidate);
   const entries: [string, unknown][] = [
     ['id', id],
     ['type', type],
@@ -62,7 +69,8 @@ export function encodeFrame(
     if (payload === undefined || key !== rule?.field) entries.push([key, value]);
   }
   const header = encodeCborTransient(new Map(entries));
-  const payloadBytes = payload?.byteLength ?? 0;
+  let payloadBytes = 0;
+  for (const piece of payload ?? []) payloadBytes += piece.byteLength;
   if (rule !== undefined && payloadBytes > rule.maxBytes) {
     throw new LinkError(
       'ERR_FRAME_PAYLOAD_TOO_LARGE',
@@ -77,7 +85,7 @@ export function encodeFrame(
   head.writeUInt32BE(frameLength, 0);
   head.writeUInt32BE(header.byteLength, FRAME_LENGTH_BYTES);
   head.set(header, FRAME_LENGTH_BYTES + HEADER_LENGTH_BYTES); // the transient header is copied here, once
-  return payload === undefined ? [head] : [head, payload];
+  return payload === undefined ? [head] : [head, ...payload];
 }
 
 /** Options of {@link FrameDecoder}. */
@@ -90,6 +98,12 @@ export interface FrameDecoderOptions extends Partial<FrameHeaderLimits> {
    * caller pushes again — the link server uses this to wait for room in its shared budget.
    */
   readonly admit?: (frameBytes: number) => boolean;
+  /**
+   * A payload that spans socket chunks is handed on as {@link PayloadPieces} (views of those
+   * chunks, never joined) instead of being copied into one buffer: for a consumer that can write
+   * pieces (the parent's OHTTP reply). Its bounds are the same, checked before it is buffered.
+   */
+  readonly payloadPieces?: boolean;
 }
 
 interface PendingHeader {
@@ -106,6 +120,7 @@ export class FrameDecoder {
   readonly #maxFrameBytes: number;
   readonly #limits: FrameHeaderLimits;
   readonly #admit: ((frameBytes: number) => boolean) | undefined;
+  readonly #payloadPieces: boolean;
   readonly #buffer = new FrameBuffer();
   #frameLength: number | undefined;
   #headerLength: number | undefined;
@@ -124,6 +139,7 @@ export class FrameDecoder {
       maxHeaderDecodedBytes: options.maxHeaderDecodedBytes ?? REQUEST_HEADER_LIMITS.maxHeaderDecodedBytes,
     };
     this.#admit = options.admit;
+    this.#payloadPieces = options.payloadPieces ?? false;
   }
 
   /**
@@ -188,13 +204,23 @@ export class FrameDecoder {
     }
   }
 
-  /** The payload once complete: a view when it lies in one chunk, else one copy. */
-  #takePayload(size: number): Uint8Array | undefined {
+  /**
+   * The payload once complete: a view when it lies in one chunk, else one copy (or, with
+   * `payloadPieces`, the views of the chunks it spans).
+   */
+  #takePayload(size: number): Uint8Array | PayloadPieces | undefined {
     if (this.#payload === undefined) {
       if (this.#buffer.length >= size && this.#buffer.contiguous(size)) {
         const view = this.#buffer.take(size);
         // A plain Uint8Array view, as decoded byte strings are: handlers never see a Buffer.
         return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+      }
+      if (this.#payloadPieces) {
+        if (this.#buffer.length < size) return undefined;
+        const pieces = this.#buffer.takePieces(size);
+        return new PayloadPieces(
+          pieces.map((piece) => new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength)),
+        );
       }
       // Unzeroed: every byte is written before the payload is handed on.
       const target = Buffer.allocUnsafeSlow(size);

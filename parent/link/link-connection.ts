@@ -123,8 +123,9 @@ export class LinkConnection {
     this.#socket = socket;
     this.#writer = new FrameWriter(socket);
     socket.setNoDelay?.(true);
-    // The enclave's answers (attest, status) have larger headers than the requests it reads.
-    const decoder = new FrameDecoder(RESPONSE_HEADER_LIMITS);
+    // The enclave's answers (attest, status) have larger headers than the requests it reads. A
+    // large response body stays in the socket chunks it arrived in: the OHTTP reply writes them.
+    const decoder = new FrameDecoder({ ...RESPONSE_HEADER_LIMITS, payloadPieces: true });
     socket.on('data', (chunk: Buffer) => {
       try {
         for (const frame of decoder.push(chunk)) this.#settle(frame.id, frame.type, frame.fields);

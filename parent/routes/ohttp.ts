@@ -7,11 +7,14 @@
  * SDK re-attests. Anything that happens after decapsulation travels inside the encrypted response
  * and is invisible here.
  */
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HttpError, NitroInferError } from '../../shared/errors.ts';
+import { PayloadPieces } from '../../shared/frames.ts';
 import { OHTTP_KEY_PROBLEM_TYPE, PROBLEM_JSON_TYPE } from '../../shared/ohttp/key-config.ts';
 import type { EnclaveLink } from '../link/enclave-link.ts';
 import type { ParentMetrics } from '../metrics.ts';
+import { ohttpBodyParser } from './ohttp-body.ts';
 import { BinaryReply, ERROR_REPLIES } from './schemas.ts';
 
 export const OHTTP_REQUEST_TYPE = 'message/ohttp-req';
@@ -27,20 +30,31 @@ const OHTTP_KEY_PROBLEM_BODY = Buffer.from(
   }),
 );
 
+/** A stream of the pieces (Fastify sends a stream as it comes; it has no form for a list of buffers). */
+function piecesStream(body: PayloadPieces): Readable {
+  return new Readable({
+    read() {
+      for (const piece of body.pieces) this.push(piece);
+      this.push(null);
+    },
+  });
+}
+
 export const ohttpRoutes: FastifyPluginAsyncTypebox<{
   link: EnclaveLink;
   metrics: ParentMetrics;
   bodyLimit: number;
   timeoutMs: number;
 }> = async (app, { link, metrics, bodyLimit, timeoutMs }) => {
-  app.addContentTypeParser(OHTTP_REQUEST_TYPE, { parseAs: 'buffer', bodyLimit }, (_request, body, done) =>
-    done(null, body),
-  );
+  app.addContentTypeParser(OHTTP_REQUEST_TYPE, { bodyLimit }, ohttpBodyParser(bodyLimit));
   app.post(
     '/.well-known/ohttp-gateway',
     { bodyLimit, schema: { response: { 200: BinaryReply, ...ERROR_REPLIES } } },
     async (request, reply) => {
-      if (request.headers['content-type'] !== OHTTP_REQUEST_TYPE || !Buffer.isBuffer(request.body)) {
+      if (
+        request.headers['content-type'] !== OHTTP_REQUEST_TYPE ||
+        !(request.body instanceof PayloadPieces)
+      ) {
         throw new HttpError('ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', `the body must be ${OHTTP_REQUEST_TYPE}`);
       }
       metrics.relayedBytes.inc({ direction: 'request' }, request.body.byteLength);
@@ -68,12 +82,15 @@ export const ohttpRoutes: FastifyPluginAsyncTypebox<{
         throw error;
       }
       const body = fields.get('body');
-      if (!(body instanceof Uint8Array)) throw new Error('the enclave sent no response body');
+      if (!(body instanceof Uint8Array) && !(body instanceof PayloadPieces)) {
+        throw new Error('the enclave sent no response body');
+      }
       metrics.relayedBytes.inc({ direction: 'response' }, body.byteLength);
-      return reply
-        .type(OHTTP_RESPONSE_TYPE)
-        .header('cache-control', 'no-store')
-        .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      reply.type(OHTTP_RESPONSE_TYPE).header('cache-control', 'no-store');
+      if (body instanceof Uint8Array)
+        return reply.send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      // A large body, in the link's socket chunks: written as they are, not joined first.
+      return reply.header('content-length', body.byteLength).send(piecesStream(body));
     },
   );
 };

@@ -1,4 +1,5 @@
 /** Schemas shared by the routes (TypeBox: one definition, the runtime check and the static type). */
+import type { Readable } from 'node:stream';
 import { Type } from '@fastify/type-provider-typebox';
 import { MODEL_NAME_PATTERN } from '../model-registry.ts';
 
@@ -29,5 +30,8 @@ export const ModelNameParams = Type.Object(
   { additionalProperties: false },
 );
 
-/** A binary body (key configs, encapsulated responses); Fastify sends Buffers unserialised. */
-export const BinaryReply = Type.Unsafe<Buffer>({ description: 'binary body' });
+/**
+ * A binary body (key configs, encapsulated responses); Fastify sends Buffers and streams (a large
+ * response relayed as its pieces) unserialised.
+ */
+export const BinaryReply = Type.Unsafe<Buffer | Readable>({ description: 'binary body' });

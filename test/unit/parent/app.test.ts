@@ -3,6 +3,8 @@
  * codes of DESIGN.md 4.1, opaque relaying, Prometheus text, and logs without bodies or tokens.
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import type { ClientRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,6 +106,32 @@ async function call(path: string, init: RequestInit = {}) {
 const ohttp = (body: Uint8Array, type = 'message/ohttp-req') =>
   call('/.well-known/ohttp-gateway', { method: 'POST', headers: { 'content-type': type }, body });
 
+/** POSTs an OHTTP request whose body `send` writes (and may never end); resolves on the reply. */
+function postRaw(
+  framing: { chunked: true } | { contentLength: number },
+  send: (request: ClientRequest) => Promise<void>,
+): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'message/ohttp-req' };
+    if ('contentLength' in framing) headers['content-length'] = String(framing.contentLength);
+    const request = httpRequest(
+      url + '/.well-known/ohttp-gateway',
+      { method: 'POST', headers },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) });
+          request.destroy();
+        });
+      },
+    );
+    request.on('error', reject);
+    send(request).catch(reject);
+    if ('contentLength' in framing) request.flushHeaders();
+  });
+}
+
 describe('parent HTTP API', () => {
   it('relays OHTTP bodies as opaque bytes, both ways', async () => {
     const body = Buffer.concat([Buffer.from([0x01]), CANARY, randomBytes(1000)]);
@@ -126,6 +154,34 @@ describe('parent HTTP API', () => {
       status: 415,
       code: 'ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
     });
+  });
+
+  it('relays a body sent in many chunks (kept as its pieces, not joined) byte for byte', async () => {
+    const pieces = Array.from({ length: 12 }, () => randomBytes(4096));
+    const reply = await postRaw({ chunked: true }, async (request) => {
+      for (const piece of pieces) {
+        request.write(piece);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      request.end();
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.body.equals(Buffer.concat(pieces).reverse())).toBe(true);
+  });
+
+  it('refuses a chunked body over the limit as soon as it passes it, while the client is still sending', async () => {
+    // The request never ends: only a parser that counts while streaming can answer it.
+    const reply = await postRaw({ chunked: true }, async (request) => {
+      request.write(Buffer.alloc(40 * 1024));
+      request.write(Buffer.alloc(40 * 1024));
+    });
+    expect(reply.status).toBe(413);
+    expect(reply.body.toString()).toContain('ERR_HTTP_BODY_TOO_LARGE');
+  });
+
+  it('refuses a declared Content-Length over the limit before any body byte is sent', async () => {
+    const reply = await postRaw({ contentLength: 64 * 1024 + 1 }, async () => {});
+    expect(reply.status).toBe(413);
   });
 
   it('504 when the enclave does not answer in time; 500 without detail for its unknown errors', async () => {

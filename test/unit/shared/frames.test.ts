@@ -12,7 +12,7 @@ import {
   MAX_MODEL_CHUNK_PAYLOAD_BYTES,
   REQUEST_HEADER_LIMITS,
 } from '../../../shared/frame-layout.ts';
-import { FrameDecoder, MAX_FRAME_BYTES, encodeFrame } from '../../../shared/frames.ts';
+import { FrameDecoder, MAX_FRAME_BYTES, PayloadPieces, encodeFrame } from '../../../shared/frames.ts';
 import type { Frame } from '../../../shared/frames.ts';
 import { codeOf } from '../../helpers/codes.ts';
 
@@ -102,6 +102,53 @@ describe('FrameDecoder', () => {
     expect(copy).toEqual(new Uint8Array(1000).fill(7));
   });
 
+  it('asked for pieces, hands on a payload spanning chunks as views of those chunks, never joined', () => {
+    // The first frame's 300-byte payload ends its frame: 4 length bytes + the declared length.
+    const payloadStart = 4 + stream.readUInt32BE(0) - 300;
+    // Its own ArrayBuffer: a join (Buffer.concat) could come from the same pool slab as `stream`.
+    const own = new Uint8Array(stream);
+    for (let split = 0; split <= stream.byteLength; split++) {
+      const decoder = new FrameDecoder({ payloadPieces: true });
+      const frames = [...decoder.push(own.subarray(0, split)), ...decoder.push(own.subarray(split))];
+      expect(frames.map((frame) => frame.type)).toEqual(['model.chunk', 'status', 'ok']);
+      const data = frames[0]!.fields.get('data') as Uint8Array | PayloadPieces;
+      const pieces = data instanceof PayloadPieces ? data.pieces : [data];
+      for (const piece of pieces) expect(Buffer.isBuffer(piece)).toBe(false);
+      if (split > payloadStart && split < payloadStart + 300) {
+        // Split inside the payload: views of both chunks (no byte copied), not one joined buffer.
+        expect(pieces.map((piece) => piece.byteLength)).toEqual([
+          split - payloadStart,
+          payloadStart + 300 - split,
+        ]);
+        for (const piece of pieces) expect(piece.buffer).toBe(own.buffer);
+      } else {
+        expect(data).toBeInstanceOf(Uint8Array);
+      }
+      expect(joined(pieces)).toEqual(Buffer.alloc(300, 3));
+      expect(data.byteLength).toBe(300);
+      expect(decoder.bufferedBytes).toBe(0);
+      decoder.end();
+    }
+  });
+
+  it('sends payload pieces as they are, counted in the frame length and bounded as a whole', () => {
+    const pieces = [new Uint8Array([1, 2]), new Uint8Array([3])];
+    const frame = encodeFrame(1, 'ohttp', { body: new PayloadPieces(pieces) });
+    expect(frame.slice(1)).toEqual(pieces);
+    expect(frame[1]).toBe(pieces[0]);
+    expect(frame[2]).toBe(pieces[1]);
+    // The same bytes as the payload given whole.
+    expect(joined(frame)).toEqual(joined(encodeFrame(1, 'ohttp', { body: new Uint8Array([1, 2, 3]) })));
+    const half = new Uint8Array(MAX_MODEL_CHUNK_PAYLOAD_BYTES / 2);
+    const over = new PayloadPieces([half, half, new Uint8Array(1)]);
+    expect(codeOf(() => encodeFrame(1, 'model.chunk', { name: 'm', data: over }))).toBe(
+      'ERR_FRAME_PAYLOAD_TOO_LARGE',
+    );
+    expect(
+      codeOf(() => encodeFrame(1, 'model.chunk', { name: 'm', data: new PayloadPieces([half, half]) })),
+    ).toBe('accepted');
+  });
+
   it('every truncation of a stream is refused at its end with ERR_FRAME_TRUNCATED', () => {
     const boundaries = new Set<number>([0]);
     let offset = 0;
@@ -189,6 +236,12 @@ describe('FrameDecoder', () => {
       'ERR_FRAME_PAYLOAD_TOO_LARGE',
     );
     expect(codeOf(() => new FrameDecoder().push(declare(MAX_MODEL_CHUNK_PAYLOAD_BYTES)))).toBe('accepted');
+    // Pieces change only how a payload is handed on, not its bound.
+    expect(
+      codeOf(() =>
+        new FrameDecoder({ payloadPieces: true }).push(declare(MAX_MODEL_CHUNK_PAYLOAD_BYTES + 1)),
+      ),
+    ).toBe('ERR_FRAME_PAYLOAD_TOO_LARGE');
     expect(FRAME_PAYLOADS.get('model.chunk')?.maxBytes).toBe(4 * 1024 * 1024);
   });
 
