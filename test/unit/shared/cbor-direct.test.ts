@@ -9,6 +9,7 @@ import { decodeCbor, encodeCbor } from '../../../shared/cbor.ts';
 import { DIRECT_UNSUPPORTED, decodeCborDirect } from '../../../shared/cbor-direct.ts';
 import { encodeReceiptPayload } from '../../../shared/receipts.ts';
 import { codeOf } from '../../helpers/codes.ts';
+import { cborValues } from '../../helpers/cbor-values.ts';
 
 const LIMIT = { maxBytes: 1 << 16, maxItems: 1 << 12, maxDecodedBytes: 1 << 24 };
 const DIRECT = { ...LIMIT, direct: true };
@@ -104,25 +105,7 @@ describe('decodeCborDirect', () => {
   });
 
   it('arbitrary values: the same result on both paths (fast-check)', () => {
-    const value = fc.letrec((tie) => ({
-      node: fc.oneof(
-        { depthSize: 'small' },
-        fc.integer(),
-        fc.maxSafeInteger(),
-        fc.string({ maxLength: 40 }),
-        fc.string({ unit: 'grapheme', maxLength: 8 }),
-        fc.uint8Array({ maxLength: 20 }),
-        fc.boolean(),
-        fc.constant(null),
-        fc.array(tie('node'), { maxLength: 4 }),
-        fc
-          .uniqueArray(fc.tuple(fc.oneof(fc.integer(), fc.string({ maxLength: 6 })), tie('node')), {
-            maxLength: 4,
-            selector: ([key]) => key,
-          })
-          .map((entries) => new Map(entries)),
-      ),
-    })).node;
+    const value = cborValues({ textMaxLength: 40, graphemes: true });
     fc.assert(
       fc.property(value, (input) => sameAsCbor2(encodeCbor(input))),
       { numRuns: 2_000 },

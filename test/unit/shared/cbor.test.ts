@@ -11,6 +11,7 @@ import {
 } from '../../../shared/cbor.ts';
 import { isNitroInferError } from '../../../shared/errors.ts';
 import { codeOf } from '../../helpers/codes.ts';
+import { cborValues } from '../../helpers/cbor-values.ts';
 
 const LIMIT = { maxBytes: 4096, maxItems: 1024, maxDecodedBytes: 1 << 20 };
 const WIDE = { maxBytes: 1 << 20, maxItems: 1 << 16, maxDecodedBytes: 1 << 26 };
@@ -163,24 +164,7 @@ describe('decodeCbor', () => {
   });
 
   it('encode → decode → encode gives identical bytes', () => {
-    const value = fc.letrec((tie) => ({
-      node: fc.oneof(
-        { depthSize: 'small' },
-        fc.integer(),
-        fc.maxSafeInteger(),
-        fc.string({ maxLength: 20 }),
-        fc.uint8Array({ maxLength: 20 }),
-        fc.boolean(),
-        fc.constant(null),
-        fc.array(tie('node'), { maxLength: 4 }),
-        fc
-          .uniqueArray(fc.tuple(fc.oneof(fc.integer(), fc.string({ maxLength: 6 })), tie('node')), {
-            maxLength: 4,
-            selector: ([key]) => key,
-          })
-          .map((entries) => new Map(entries)),
-      ),
-    })).node;
+    const value = cborValues({ textMaxLength: 20 });
     fc.assert(
       fc.property(value, (input) => {
         const once = encodeCbor(input);
